@@ -1,0 +1,3 @@
+from canarylab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Child processes that are always cleaned up: the local target's servers, and the tests' ones.
+
+Every child runs in its own session (process group), so stopping it also stops
+whatever it spawned.  On Linux a child also gets SIGTERM when its parent dies,
+so even a SIGKILLed engine leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from canarylab.errors import CanarylabError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    argv: list[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.popen.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {})}
+    with log_path.open("ab") as log:
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+            )
+        except FileNotFoundError as err:
+            raise CanarylabError(f"cannot start {name}: {argv[0]} not found", "run `make setup`") from err
+    return ManagedProcess(name=name, argv=list(argv), log_path=log_path, popen=popen)
+
+
+def wait_http_ok(
+    url: str,
+    timeout: float,
+    process: ManagedProcess | None = None,
+    accept: Callable[[requests.Response], bool] | None = None,
+) -> None:
+    """Poll ``url`` until it answers 2xx (or ``accept`` says yes); fail fast if ``process`` died."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and not process.running():
+            raise CanarylabError(
+                f"{process.name} exited with code {process.popen.returncode} before it was ready:\n"
+                f"{process.log_tail()}",
+                f"see the full log in {process.log_path}",
+            )
+        try:
+            resp = requests.get(url, timeout=1.0)
+            if (accept or (lambda r: r.ok))(resp):
+                return
+            last = f"HTTP {resp.status_code}"
+        except requests.RequestException as err:
+            last = type(err).__name__
+        time.sleep(0.1)
+    name = process.name if process else url
+    raise CanarylabError(f"{name} was not ready at {url} after {timeout:.0f}s ({last})")
+
+
+@dataclass
+class ProcessGroup:
+    """Starts processes and stops all of them on exit, on error, on Ctrl-C and on SIGTERM."""
+
+    processes: list[ManagedProcess] = field(default_factory=list)
+    _old_handlers: dict[int, object] = field(default_factory=dict)
+
+    def start(self, name: str, argv: Sequence[str], log_path: Path, **kw: object) -> ManagedProcess:
+        proc = start(name, argv, log_path, **kw)  # type: ignore[arg-type]
+        self.processes.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+
+    def _on_sigterm(self, signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def __enter__(self) -> ProcessGroup:
+        with contextlib.suppress(ValueError):  # only the main thread may set handlers
+            self._old_handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+        for signum, handler in self._old_handlers.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def process_group() -> Iterator[ProcessGroup]:
+    with ProcessGroup() as group:
+        yield group

@@ -1,0 +1,109 @@
+"""Every PromQL query canarylab runs, written once.
+
+The Grafana dashboard renders them with Grafana's variables; the experiment
+engine renders the same templates with a fixed window and selector, so the
+report's plots and the dashboard always show the same numbers.
+
+Templates hold two placeholders: ``<sel>``, the label matchers inside a
+selector's braces (may be empty), and ``<w>``, a range such as ``30s`` or
+``$__rate_interval``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import canarylab_contract as c
+
+#: Percentiles the report and the dashboard show.
+PERCENTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
+
+V = c.LABEL_VARIANT
+
+
+@dataclass(frozen=True)
+class Query:
+    key: str
+    title: str
+    template: str
+    legend: str
+    unit: str
+
+    def render(self, window: str, selector: str = "") -> str:
+        """PromQL for ``window``; ``selector`` is matchers like ``namespace="lab"``."""
+        sel = selector
+        # A matcher already in the template needs a comma before the extra ones.
+        expr = self.template.replace("<sel>,", f"{sel}," if sel else "")
+        return expr.replace("<sel>", sel).replace("<w>", window)
+
+
+def _pct(q: float) -> str:
+    return f"p{round(q * 100)}"
+
+
+def _quantile(metric: str, q: float, key: str, title: str) -> Query:
+    return Query(
+        key=f"{key}_{_pct(q)}",
+        title=f"{title} {_pct(q)}",
+        template=f"histogram_quantile({q}, sum by (le, {V}) (rate({metric}_bucket{{<sel>}}[<w>])))",
+        legend=f"{{{{{V}}}}} {_pct(q)}",
+        unit="s",
+    )
+
+
+def app_response_quantile(q: float) -> Query:
+    """Model-service response time as the app sees it (includes the thread-pool queue)."""
+    return _quantile(c.APP_MODEL_RESPONSE_SECONDS, q, "app_response", "Model-service response time")
+
+
+def processing_quantile(q: float) -> Query:
+    """Time spent inside the model-service's /predict handler."""
+    return _quantile(c.MODEL_PROCESSING_SECONDS, q, "processing", "Prediction processing time")
+
+
+PROCESSING_MAX = Query(
+    key="processing_max",
+    title="Maximum prediction processing time (exact)",
+    template=f"max by ({V}) (max_over_time({c.MODEL_PROCESSING_WINDOW_MAX_SECONDS}{{<sel>}}[<w>]))",
+    legend=f"{{{{{V}}}}} max",
+    unit="s",
+)
+REQUEST_RATE = Query(
+    key="request_rate",
+    title="Request rate",
+    template=f"sum by ({V}) (rate({c.APP_REQUESTS_TOTAL}{{<sel>}}[<w>]))",
+    legend=f"{{{{{V}}}}}",
+    unit="reqps",
+)
+ERROR_RATIO = Query(
+    key="error_ratio",
+    title="Error ratio",
+    template=(
+        f'(sum by ({V}) (rate({c.APP_REQUESTS_TOTAL}{{<sel>,{c.LABEL_OUTCOME}!="{c.OUTCOME_OK}"}}[<w>]))'
+        f" or sum by ({V}) (rate({c.APP_REQUESTS_TOTAL}{{<sel>}}[<w>])) * 0)"
+        f" / sum by ({V}) (rate({c.APP_REQUESTS_TOTAL}{{<sel>}}[<w>]))"
+    ),
+    legend=f"{{{{{V}}}}}",
+    unit="percentunit",
+)
+IN_FLIGHT = Query(
+    key="in_flight",
+    title="In-flight requests",
+    template=f"sum by ({V}) ({c.MODEL_IN_FLIGHT}{{<sel>}})",
+    legend=f"{{{{{V}}}}} in flight",
+    unit="short",
+)
+THREADS = Query(
+    key="threads",
+    title="Configured threads",
+    template=f"max by ({V}) ({c.MODEL_THREADS}{{<sel>}})",
+    legend=f"{{{{{V}}}}} threads",
+    unit="short",
+)
+QUEUE_DEPTH = Query(
+    key="queue_depth",
+    title="Requests waiting for a thread",
+    template=f"sum by ({V}) ({c.MODEL_QUEUE_DEPTH}{{<sel>}})",
+    legend=f"{{{{{V}}}}} queued",
+    unit="short",
+)
