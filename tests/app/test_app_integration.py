@@ -1,0 +1,116 @@
+"""The real ``sentiment-app`` command on 127.0.0.1, against a fake and against the real model-service."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from app_fakes import FakeModelService, console_script
+
+import canarylab_contract as contract
+from canarylab.procs import ManagedProcess, ProcessGroup, wait_http_ok
+
+pytestmark = pytest.mark.integration
+StartApp = Callable[..., tuple[ManagedProcess, str]]
+
+
+@pytest.fixture
+def start_app(procs: ProcessGroup, tmp_path: Path, port: int) -> StartApp:
+    def start(model_url: str, **env: str) -> tuple[ManagedProcess, str]:
+        full_env = {
+            "APP_MODEL_SERVICE_URL": model_url,
+            "APP_VARIANT": contract.CANARY,
+            "APP_HOST": "127.0.0.1",
+            "APP_PORT": str(port),
+            **env,
+        }
+        proc = procs.start(
+            "sentiment-app", [console_script("sentiment-app")], tmp_path / "app.log", env=full_env
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(url + contract.HEALTH_PATH, timeout=30, process=proc)
+        return proc, url
+
+    return start
+
+
+def test_console_script_serves_the_page_and_the_api(
+    start_app: StartApp, fake_model: FakeModelService
+) -> None:
+    _, url = start_app(fake_model.url)
+    page = requests.get(url + "/", timeout=5)
+    assert page.status_code == 200
+    assert 'id="review-form"' in page.text
+    resp = requests.post(
+        url + contract.APP_API_PATH,
+        json={"review": "Lovely"},
+        headers={contract.VARIANT_HEADER: contract.CANARY},
+        timeout=5,
+    )
+    assert resp.status_code == 200
+    assert resp.json()["sentiment"] == "positive"
+    assert resp.headers[contract.VARIANT_HEADER] == contract.CANARY
+    assert fake_model.requests[0]["headers"][contract.VARIANT_HEADER] == contract.CANARY
+    metrics = requests.get(url + contract.METRICS_PATH, timeout=5).text
+    assert f'{contract.APP_REQUESTS_TOTAL}{{outcome="ok",variant="canary"}} 1.0' in metrics
+    assert requests.get(url + contract.READY_PATH, timeout=5).status_code == 200
+
+
+def test_app_calls_the_model_service_concurrently(start_app: StartApp, fake_model: FakeModelService) -> None:
+    """The app is not the bottleneck: with enough threads, slow calls overlap instead of queueing."""
+    fake_model.delay = 0.5
+    calls = 8
+    _, url = start_app(fake_model.url, APP_THREADS=str(calls))
+
+    def one(_: int) -> int:
+        return requests.post(url + contract.APP_API_PATH, json={"review": "hmm"}, timeout=30).status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(calls) as pool:
+        statuses = list(pool.map(one, range(calls)))
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * calls
+    serial = calls * fake_model.delay
+    assert elapsed < serial / 2, (
+        f"{calls} calls of {fake_model.delay}s took {elapsed:.2f}s: they did not overlap"
+    )
+
+
+def test_bad_settings_exit_2_with_what_to_set(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [console_script("sentiment-app")],
+        env={"PATH": "/usr/bin:/bin", "APP_PORT": "nope"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "APP_MODEL_SERVICE_URL is required" in result.stderr
+    assert "APP_PORT='nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_a_clear_error(start_app: StartApp, fake_model: FakeModelService, port: int) -> None:
+    start_app(fake_model.url)
+    result = subprocess.run(
+        [console_script("sentiment-app")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "APP_MODEL_SERVICE_URL": fake_model.url,
+            "APP_VARIANT": contract.STABLE,
+            "APP_PORT": str(port),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
