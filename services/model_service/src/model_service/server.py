@@ -1,0 +1,135 @@
+"""Run the API under waitress, with the settings' thread count.
+
+waitress logs ``Task queue depth is N`` (logger ``waitress.queue``) for every
+request that has to wait for a thread, which floods the log exactly when the
+service is saturated.  We silence that logger and publish the same number as
+the queue-depth gauge, read from the server's task dispatcher at each scrape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, Final
+
+import waitress
+
+from model_service.api import ServiceState, create_app
+from model_service.errors import ModelServiceError
+from model_service.metrics import ServiceMetrics
+from model_service.model import SentimentModel
+from model_service.settings import ENV_HOST, ENV_PORT, Settings
+
+QUEUE_LOGGER: Final = "waitress.queue"
+#: Open connections waitress accepts before leaving new ones in the kernel backlog.
+#: High, so that waiting happens in the task queue, where the gauge can see it.
+CONNECTION_LIMIT: Final = 1000
+
+log = logging.getLogger("model_service")
+
+
+def configure_logging(level: int) -> None:
+    """Short one-line records on stderr; waitress's per-request queue warnings off."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger(QUEUE_LOGGER).setLevel(logging.ERROR)
+
+
+def queue_depth_reader(dispatcher: Any) -> Callable[[], int]:
+    """How many tasks wait for a thread: waitress's own "Task queue depth" computation
+    (queued tasks minus idle threads), read under the dispatcher's lock."""
+
+    def depth() -> int:
+        with dispatcher.lock:
+            queued: int = len(dispatcher.queue)
+            idle: int = len(dispatcher.threads) - dispatcher.stop_count - dispatcher.active_count
+        return max(0, queued - idle)
+
+    return depth
+
+
+@dataclass(frozen=True)
+class Service:
+    server: Any
+    metrics: ServiceMetrics
+    model: SentimentModel
+
+
+def build(settings: Settings) -> Service:
+    """Load the model, then create (but do not run) the waitress server."""
+    model = SentimentModel.load(settings.model_dir)
+    metrics = ServiceMetrics(
+        variant=settings.variant,
+        threads=settings.threads,
+        simulated_latency_seconds=settings.simulated_latency_seconds,
+        meta=model.meta,
+    )
+    app = create_app(ServiceState(settings=settings, metrics=metrics, model=model))
+    try:
+        server = waitress.create_server(
+            app,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            connection_limit=CONNECTION_LIMIT,
+            asyncore_use_poll=True,
+            ident="canarylab-model-service",
+        )
+    except OSError as err:
+        where = f"{settings.host}:{settings.port}"
+        if err.errno == errno.EADDRINUSE:
+            raise ModelServiceError(
+                f"cannot listen on {where}: the port is in use",
+                f"stop the other process or set {ENV_PORT} to a free port",
+            ) from err
+        raise ModelServiceError(
+            f"cannot listen on {where}: {err.strerror or err}", f"check {ENV_HOST} and {ENV_PORT}"
+        ) from err
+    metrics.bind_queue_depth(queue_depth_reader(server.task_dispatcher))
+    return Service(server=server, metrics=metrics, model=model)
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or Ctrl-C."""
+    configure_logging(settings.log_level_number)
+    service = build(settings)
+    server = service.server
+    log.info(
+        "serving model %s variant=%s threads=%d simulated_latency_ms=%g on http://%s:%s",
+        service.model.version,
+        settings.variant,
+        settings.threads,
+        settings.simulated_latency_ms,
+        settings.host,
+        server.effective_port,
+    )
+    with _sigterm_stops():
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            log.info("stopping")
+        finally:
+            server.close()
+            server.task_dispatcher.shutdown(timeout=5)

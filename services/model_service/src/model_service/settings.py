@@ -1,0 +1,166 @@
+"""The model-service's settings, read from the environment and validated once at start.
+
+Every variable is optional except the model directory.  A bad value raises
+:class:`SettingsError` naming the variable, the value and what is allowed, so
+``model-service serve`` exits with code 2 and one readable line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeVar
+
+import canarylab_contract as contract
+from model_service.errors import SettingsError
+
+ENV_THREADS: Final = "MODEL_SERVICE_THREADS"
+ENV_VARIANT: Final = "MODEL_SERVICE_VARIANT"
+ENV_PORT: Final = "MODEL_SERVICE_PORT"
+ENV_HOST: Final = "MODEL_SERVICE_HOST"
+ENV_MODEL_DIR: Final = "MODEL_SERVICE_MODEL_DIR"
+ENV_SIMULATED_LATENCY_MS: Final = "MODEL_SERVICE_SIMULATED_LATENCY_MS"
+ENV_LOG_LEVEL: Final = "MODEL_SERVICE_LOG_LEVEL"
+
+DEFAULT_THREADS: Final = contract.DEFAULT_THREADS[contract.STABLE]
+MIN_THREADS: Final = 1
+MAX_THREADS: Final = 256
+DEFAULT_HOST: Final = "127.0.0.1"
+#: Upper bound of the emulation knob: a minute per request is already absurd.
+MAX_SIMULATED_LATENCY_MS: Final = 60_000.0
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``model-service serve`` needs; built by :func:`from_env`."""
+
+    model_dir: Path
+    threads: int = DEFAULT_THREADS
+    variant: str = contract.STABLE
+    port: int = contract.MODEL_SERVICE_PORT
+    host: str = DEFAULT_HOST
+    simulated_latency_ms: float = 0.0
+    log_level: str = "INFO"
+
+    @property
+    def simulated_latency_seconds(self) -> float:
+        return self.simulated_latency_ms / 1000.0
+
+    @property
+    def log_level_number(self) -> int:
+        return int(logging.getLevelName(self.log_level))
+
+
+def _bad(name: str, raw: str, allowed: str) -> SettingsError:
+    return SettingsError(f"{name}={raw!r} is not valid: expected {allowed}", f"fix or unset {name}")
+
+
+def _get(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return parse(raw.strip())
+
+
+def _int_in(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw, 10)
+        except ValueError:
+            raise _bad(name, raw, f"a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise _bad(name, raw, f"a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _latency(raw: str) -> float:
+    allowed = f"milliseconds, a number from 0 to {MAX_SIMULATED_LATENCY_MS:g}"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(ENV_SIMULATED_LATENCY_MS, raw, allowed) from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_SIMULATED_LATENCY_MS:
+        raise _bad(ENV_SIMULATED_LATENCY_MS, raw, allowed)
+    return value
+
+
+def _variant(raw: str) -> str:
+    if raw not in contract.VARIANTS:
+        raise _bad(ENV_VARIANT, raw, " or ".join(contract.VARIANTS))
+    return raw
+
+
+def _host(raw: str) -> str:
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        if not _HOSTNAME.match(raw):
+            raise _bad(ENV_HOST, raw, "an IP address (127.0.0.1, 0.0.0.0, ::) or a host name") from None
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    if raw.upper() not in LOG_LEVELS:
+        raise _bad(ENV_LOG_LEVEL, raw, " or ".join(LOG_LEVELS))
+    return raw.upper()
+
+
+def _model_dir(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def from_env(env: Mapping[str, str]) -> Settings:
+    """Parse and validate ``env`` (normally ``os.environ``).
+
+    Every bad value is reported, not only the first, in one SettingsError.
+    """
+    problems: list[SettingsError] = []
+
+    def field(name: str, default: T, parse: Callable[[str], T]) -> T:
+        try:
+            return _get(env, name, default, parse)
+        except SettingsError as err:
+            problems.append(err)
+            return default
+
+    threads = field(ENV_THREADS, DEFAULT_THREADS, _int_in(ENV_THREADS, MIN_THREADS, MAX_THREADS))
+    variant = field(ENV_VARIANT, contract.STABLE, _variant)
+    port = field(ENV_PORT, contract.MODEL_SERVICE_PORT, _int_in(ENV_PORT, 1, 65535))
+    host = field(ENV_HOST, DEFAULT_HOST, _host)
+    latency = field(ENV_SIMULATED_LATENCY_MS, 0.0, _latency)
+    log_level = field(ENV_LOG_LEVEL, "INFO", _log_level)
+    model_dir = field(ENV_MODEL_DIR, None, _model_dir)
+    if model_dir is None:
+        problems.append(
+            SettingsError(
+                f"{ENV_MODEL_DIR} is not set: the service needs a trained model",
+                f"run `model-service train --out DIR` and set {ENV_MODEL_DIR}=DIR",
+            )
+        )
+    if problems:
+        if len(problems) == 1:
+            raise problems[0]
+        raise SettingsError("; ".join(p.message for p in problems), "fix or unset the variables named above")
+    assert model_dir is not None
+    return Settings(
+        model_dir=model_dir,
+        threads=threads,
+        variant=variant,
+        port=port,
+        host=host,
+        simulated_latency_ms=latency,
+        log_level=log_level,
+    )
