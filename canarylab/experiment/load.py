@@ -1,0 +1,210 @@
+"""The load generator: bombardier's command line, and a parser for its JSON result.
+
+bombardier (v1.2.6, `-o json -p r`) prints one JSON object::
+
+    {"spec": {"numberOfConnections": 64, "testDurationSeconds": 5, "rate": 25, ...},
+     "result": {"timeTakenSeconds": 6.45, "req2xx": 126, "req5xx": 0, "others": 0,
+                "errors": [{"description": "timeout", "count": 13}],
+                "latency": {"mean": .., "max": .., "percentiles": {"50": .., "99": ..}},
+                "rps": {"mean": ..}}}
+
+Latencies are in microseconds; ``latency.percentiles`` appears only with ``-l``.
+``errors`` appears only when some requests got no HTTP answer (timeouts,
+refused connections); those are counted in ``others``.
+
+In a timed run bombardier sends at the limited rate for the duration, then
+waits for every request still in flight, so ``timeTakenSeconds`` includes that
+drain and ``rps.mean`` is the rate of *completions*.  The rate the generator
+actually *offered* is every request it counted (answered or not) over the
+configured duration: that is :attr:`LoadResult.achieved_rps`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import canarylab_contract as c
+from canarylab.errors import CanarylabError
+from canarylab.experiment.spec import format_duration
+
+#: Substrings of bombardier error descriptions that mean "nobody answered on that port".
+_UNREACHABLE = (
+    "connection refused",
+    "no such host",
+    "connection reset",
+    "network is unreachable",
+    "broken pipe",
+    "the server closed connection",
+    "eof",
+)
+
+
+def bombardier_argv(
+    bombardier: str,
+    url: str,
+    *,
+    rate: int,
+    duration: float,
+    connections: int,
+    timeout: float,
+    body: str,
+    headers: Mapping[str, str],
+) -> list[str]:
+    """The exact bombardier command for one variant: rate-limited, pinned, latencies, JSON."""
+    argv = [bombardier, "-m", "POST", "-H", "Content-Type: application/json"]
+    for key, value in headers.items():
+        if key.lower() != "content-type":
+            argv += ["-H", f"{key}: {value}"]
+    argv += [
+        "-b",
+        body,
+        "-r",
+        str(int(rate)),
+        "-d",
+        format_duration(duration),
+        "-c",
+        str(int(connections)),
+        "-t",
+        format_duration(timeout),
+        "-l",
+        "-o",
+        "json",
+        "-p",
+        "r",
+        url,
+    ]
+    return argv
+
+
+def review_body(review: str) -> str:
+    return json.dumps({"review": review})
+
+
+def pinned_headers(variant: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {c.VARIANT_HEADER: variant, **(extra or {})}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One bombardier run against one variant, in seconds and counts."""
+
+    rate: float  #: the configured rate limit (requests/s)
+    duration: float  #: the configured duration (s)
+    connections: int
+    timeout: float
+    time_taken: float  #: wall time incl. the drain of in-flight requests
+    req1xx: int
+    req2xx: int
+    req3xx: int
+    req4xx: int
+    req5xx: int
+    others: int  #: requests with no HTTP answer (see errors)
+    errors: dict[str, int] = field(default_factory=dict)  #: description -> count
+    latency_mean: float = math.nan
+    latency_stddev: float = math.nan
+    latency_max: float = math.nan
+    percentiles: dict[str, float] = field(default_factory=dict)  #: "50" -> seconds
+    rps_mean: float = math.nan  #: completions per second, as bombardier samples them
+
+    @property
+    def total(self) -> int:
+        """Every request the generator sent and counted, answered or not."""
+        return self.req1xx + self.req2xx + self.req3xx + self.req4xx + self.req5xx + self.others
+
+    @property
+    def achieved_rps(self) -> float:
+        """The offered rate: all counted requests over the configured duration."""
+        return self.total / self.duration if self.duration > 0 else math.nan
+
+    @property
+    def timeouts(self) -> int:
+        return sum(n for d, n in self.errors.items() if "timeout" in d.lower())
+
+    @property
+    def unreachable(self) -> int:
+        """Requests that found nobody listening: the variant could not be reached."""
+        return sum(
+            n
+            for d, n in self.errors.items()
+            if "timeout" not in d.lower() and any(s in d.lower() for s in _UNREACHABLE)
+        )
+
+    @property
+    def variant_errors(self) -> int:
+        """Errors the variant caused: 5xx answers, timeouts and other failed requests.
+
+        Not counted: refused connections (nobody listening: the variant could not
+        be reached, which makes the run INVALID) and 4xx answers (a malformed
+        request is the generator's fault, which also makes the run INVALID).
+        """
+        return self.req5xx + self.others - self.unreachable
+
+    @property
+    def error_ratio(self) -> float:
+        """Variant-caused errors over every request sent."""
+        return self.variant_errors / self.total if self.total else math.nan
+
+    def quantile(self, q: float) -> float:
+        """Client-side percentile in seconds (50, 75, 90, 95, 99), NaN if not reported."""
+        return self.percentiles.get(f"{round(q * 100)}", math.nan)
+
+    def stats(self) -> dict[str, float]:
+        """p50/p90/p95/p99/max in seconds, exact as bombardier measured them."""
+        return {
+            "p50": self.quantile(0.5),
+            "p90": self.quantile(0.9),
+            "p95": self.quantile(0.95),
+            "p99": self.quantile(0.99),
+            "max": self.latency_max,
+        }
+
+
+def _num(data: Mapping[str, Any], key: str, where: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CanarylabError(f"bombardier output: {where}.{key} is missing or not a number")
+    return float(value)
+
+
+def parse_bombardier(text: str) -> LoadResult:
+    """Parse ``bombardier -l -o json -p r`` output; latencies become seconds."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        snippet = text.strip()[:200] or "(empty)"
+        raise CanarylabError(f"bombardier output is not JSON: {err}: {snippet}") from err
+    if not isinstance(data, dict) or "result" not in data or "spec" not in data:
+        raise CanarylabError("bombardier output has no 'spec' and 'result': was it run with -o json -p r?")
+    spec, res = data["spec"], data["result"]
+    latency = res.get("latency") or {}
+    if "percentiles" not in latency:
+        raise CanarylabError("bombardier output has no latency percentiles: run it with -l")
+    us = 1e-6
+    errors: dict[str, int] = {}
+    for item in res.get("errors") or []:
+        desc = str(item.get("description", "unknown"))
+        errors[desc] = errors.get(desc, 0) + int(item.get("count", 0))
+    rate = spec.get("rate")
+    return LoadResult(
+        rate=float(rate) if isinstance(rate, int | float) else math.nan,
+        duration=_num(spec, "testDurationSeconds", "spec"),
+        connections=int(_num(spec, "numberOfConnections", "spec")),
+        timeout=_num(spec, "timeoutSeconds", "spec"),
+        time_taken=_num(res, "timeTakenSeconds", "result"),
+        req1xx=int(_num(res, "req1xx", "result")),
+        req2xx=int(_num(res, "req2xx", "result")),
+        req3xx=int(_num(res, "req3xx", "result")),
+        req4xx=int(_num(res, "req4xx", "result")),
+        req5xx=int(_num(res, "req5xx", "result")),
+        others=int(_num(res, "others", "result")),
+        errors=errors,
+        latency_mean=_num(latency, "mean", "result.latency") * us,
+        latency_stddev=_num(latency, "stddev", "result.latency") * us,
+        latency_max=_num(latency, "max", "result.latency") * us,
+        percentiles={str(k): float(v) * us for k, v in (latency.get("percentiles") or {}).items()},
+        rps_mean=float((res.get("rps") or {}).get("mean", math.nan)),
+    )
