@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -114,3 +115,10 @@ def test_port_in_use_is_a_clear_error(start_app: StartApp, fake_model: FakeModel
     )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_sigterm_stops_the_app_cleanly(start_app: StartApp, fake_model: FakeModelService) -> None:
+    """A container stops its PID 1 with SIGTERM, which only a handler turns into a clean exit."""
+    proc, _ = start_app(fake_model.url)
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.popen.wait(timeout=30) == 0

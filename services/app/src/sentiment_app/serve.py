@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 import waitress
 
 from sentiment_app.settings import Settings, SettingsError
-from sentiment_app.web import create_app
+from sentiment_app.web import STATE_KEY, create_app
 
 #: Open connections waitress keeps before it stops accepting; load tests open many.
 CONNECTION_LIMIT = 1000
@@ -33,7 +34,7 @@ def main() -> int:
         settings.model_timeout_seconds,
     )
     try:
-        waitress.serve(
+        server = waitress.create_server(
             app,
             host=settings.host,
             port=settings.port,
@@ -49,7 +50,18 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
+    # As PID 1 of a container, SIGTERM is ignored unless handled: stop cleanly instead.
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run()  # returns after SIGTERM or Ctrl-C, once the running requests finished
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        app.extensions[STATE_KEY].client.close()
     return 0
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(f"signal {signum}")
 
 
 if __name__ == "__main__":
