@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -500,6 +501,8 @@ def run_playbook(
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_LOG_PATH": str(private / "ansible.log"),
+            # ansible-playbook of this Python's environment, even when .venv/bin is not on PATH
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
             **(envvars or {}),
         },
         "quiet": True,

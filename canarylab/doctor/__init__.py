@@ -1,0 +1,11 @@
+"""`canarylab doctor`: check the host before anything starts.
+
+model.py holds the Check type, checks.py the pure checks, facts.py gathers the
+real inputs on this host, labsize.py reads the configured lab size, and run.py
+picks the checks for a target.
+"""
+
+from canarylab.doctor.model import Check, failed
+from canarylab.doctor.run import TARGETS, run_doctor
+
+__all__ = ["TARGETS", "Check", "failed", "run_doctor"]

@@ -1,0 +1,242 @@
+"""The doctor's checks: small pure functions from gathered facts to a ``Check``.
+
+Each one takes its inputs as arguments (see facts.py for how they are gathered
+on this host), so the branches that cannot happen on the test machine (no
+Vagrant, old VirtualBox, macOS, no VT-x, low RAM) are tested with fixture inputs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from canarylab.doctor.labsize import LabSize
+from canarylab.doctor.model import FAIL, OK, WARN, Check
+
+VAGRANT_MIN = (2, 3, 0)
+VIRTUALBOX_MIN = (6, 1, 28)
+#: VirtualBox >= 6.1.28 only allows host-only networks listed in networks.conf.
+VBOX_REQUIRED_RANGE = ipaddress.ip_network("192.168.56.0/21")
+#: Memory left for the host itself on top of the VMs.
+HOST_RESERVE_MB = 2048
+#: Disk each VM grows to: the Debian box, kubeadm/Istio/monitoring images, logs.
+DISK_PER_VM_GB = 10
+VAGRANT_INSTALL = (
+    "install Vagrant: https://developer.hashicorp.com/vagrant/install (Debian: apt install vagrant)"
+)
+PROVIDER_INSTALL = (
+    "install a provider: VirtualBox >= 6.1.28 (https://www.virtualbox.org/wiki/Downloads), "
+    "or libvirt + the plugin (Debian: apt install libvirt-daemon-system vagrant-libvirt)"
+)
+
+
+def parse_version(text: str | None) -> tuple[int, ...] | None:
+    """The first dotted number in ``text`` (``7.0.14r161095`` -> (7, 0, 14))."""
+    match = re.search(r"(\d+(?:\.\d+)+)", text or "")
+    return tuple(int(p) for p in match.group(1).split(".")) if match else None
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A Vagrant provider found on the host; ``problem`` says why it cannot be used yet."""
+
+    name: str
+    version: str | None
+    problem: str | None = None
+
+
+def check_vagrant(version: str | None) -> Check:
+    if version is None:
+        return Check("vagrant", FAIL, "vagrant is not installed", VAGRANT_INSTALL)
+    parsed = parse_version(version)
+    if parsed is None or parsed < VAGRANT_MIN:
+        return Check(
+            "vagrant", WARN, f"Vagrant {version} is older than {_dotted(VAGRANT_MIN)}", VAGRANT_INSTALL
+        )
+    return Check("vagrant", OK, f"Vagrant {_dotted(parsed)}")
+
+
+def check_providers(providers: Iterable[Provider]) -> Check:
+    found = list(providers)
+    usable = [p for p in found if p.problem is None]
+    listed = ", ".join(f"{p.name} {p.version or '?'}" + (" (not usable)" if p.problem else "") for p in found)
+    if usable:
+        return Check("provider", OK, f"usable: {listed}")
+    if found:
+        fixes = "; ".join(p.problem for p in found if p.problem)
+        return Check(
+            "provider", FAIL, f"no usable Vagrant provider: {listed}", f"{fixes}; or {PROVIDER_INSTALL}"
+        )
+    return Check(
+        "provider",
+        FAIL,
+        "no Vagrant provider (virtualbox, libvirt, vmware_desktop, parallels)",
+        PROVIDER_INSTALL,
+    )
+
+
+def check_virtualbox_version(version: str | None) -> Check:
+    parsed = parse_version(version)
+    if parsed is None:
+        return Check("virtualbox", WARN, f"cannot read the VirtualBox version from {version!r}", None)
+    if parsed < VIRTUALBOX_MIN:
+        return Check(
+            "virtualbox",
+            FAIL,
+            f"VirtualBox {_dotted(parsed)} is older than {_dotted(VIRTUALBOX_MIN)}",
+            "upgrade VirtualBox: https://www.virtualbox.org/wiki/Downloads",
+        )
+    return Check("virtualbox", OK, f"VirtualBox {_dotted(parsed)}")
+
+
+def allowed_networks(conf: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The ranges a VirtualBox networks.conf allows (lines ``* 10.0.0.0/8 192.168.0.0/16``)."""
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for line in conf.splitlines():
+        words = line.split("#", 1)[0].split()
+        if not words or words[0] != "*":
+            continue
+        for word in words[1:]:
+            try:
+                nets.append(ipaddress.ip_network(word, strict=False))
+            except ValueError:
+                continue
+    return nets
+
+
+def check_vbox_networks(conf: str | None, path: str = "/etc/vbox/networks.conf") -> Check:
+    want = VBOX_REQUIRED_RANGE
+    fix = f"add the line `* {want}` to {path} (sudo), then re-run `canarylab up`"
+    if conf is None:
+        return Check("vbox-networks", OK, f"no {path}: VirtualBox allows {want} by default")
+    for net in allowed_networks(conf):
+        if net.version == want.version and want.subnet_of(net):  # type: ignore[arg-type]
+            return Check("vbox-networks", OK, f"{path} allows {want} (through {net})")
+    return Check("vbox-networks", FAIL, f"{path} does not allow the lab's host-only range {want}", fix)
+
+
+def _linux_virtualisation(name: str, cpu_flags: frozenset[str] | None, kvm_device: bool | None) -> Check:
+    if cpu_flags is None:
+        return Check(name, WARN, "cannot read /proc/cpuinfo", "check that VT-x/AMD-V is enabled in firmware")
+    flag = "vmx" if "vmx" in cpu_flags else "svm" if "svm" in cpu_flags else None
+    if flag is None:
+        return Check(
+            name,
+            FAIL,
+            "the CPU shows no vmx/svm flag: hardware virtualisation is off or hidden",
+            "enable VT-x/AMD-V in the BIOS/UEFI; inside a VM, enable nested virtualisation",
+        )
+    if kvm_device is False:
+        return Check(
+            name,
+            WARN,
+            f"CPU flag {flag} present but /dev/kvm is missing (needed by libvirt)",
+            "load the module: sudo modprobe kvm_intel (or kvm_amd)",
+        )
+    return Check(name, OK, f"CPU flag {flag}" + (", /dev/kvm present" if kvm_device else ""))
+
+
+def _macos_virtualisation(name: str, hv_support: str | None) -> Check:
+    value = hv_support.strip() if hv_support else "unknown"
+    if value == "1":
+        return Check(name, OK, "kern.hv_support = 1")
+    return Check(
+        name,
+        FAIL,
+        f"kern.hv_support = {value}: no hypervisor support",
+        "this Mac cannot run hardware-virtualised VMs; use a host with VT-x/AMD-V or Apple's Hypervisor",
+    )
+
+
+def check_virtualisation(
+    system: str, cpu_flags: frozenset[str] | None, hv_support: str | None, kvm_device: bool | None = None
+) -> Check:
+    """vmx/svm CPU flags (and /dev/kvm) on Linux, sysctl kern.hv_support on macOS."""
+    name = "virtualisation"
+    if system == "Linux":
+        return _linux_virtualisation(name, cpu_flags, kvm_device)
+    if system == "Darwin":
+        return _macos_virtualisation(name, hv_support)
+    return Check(name, WARN, f"cannot check hardware virtualisation on {system}", "check it in your firmware")
+
+
+def check_memory(lab: LabSize, available_mb: int | None, kind: str = "available") -> Check:
+    need = lab.memory_mb
+    if available_mb is None:
+        return Check("memory", WARN, f"cannot read the host's memory; the lab needs {need} MB", None)
+    fix = (
+        "close memory-hungry programs, or shrink the lab: CANARYLAB_WORKERS=1 or "
+        "CANARYLAB_WORKER_MEMORY=2048 (see docs/cli.md)"
+    )
+    text = f"{available_mb} MB {kind}, the VMs need {need} MB ({lab.describe()})"
+    if available_mb < need:
+        return Check("memory", FAIL, text, fix)
+    if available_mb < need + HOST_RESERVE_MB:
+        return Check("memory", WARN, f"{text}; less than {HOST_RESERVE_MB} MB left for the host", fix)
+    return Check("memory", OK, text)
+
+
+def check_cpus(lab: LabSize, host_cpus: int | None) -> Check:
+    if host_cpus is None:
+        return Check("cpus", WARN, "cannot count the host's CPUs", None)
+    fix = "lower CANARYLAB_CONTROLLER_CPUS / CANARYLAB_WORKER_CPUS (see docs/cli.md)"
+    if lab.largest_vm_cpus > host_cpus:
+        return Check("cpus", FAIL, f"a VM wants {lab.largest_vm_cpus} CPUs, the host has {host_cpus}", fix)
+    if lab.cpus > host_cpus:
+        return Check(
+            "cpus",
+            WARN,
+            f"the VMs want {lab.cpus} vCPUs on {host_cpus} host CPUs: "
+            "they will share them (slower, noisier results)",
+            fix,
+        )
+    return Check("cpus", OK, f"{host_cpus} host CPUs for {lab.cpus} vCPUs")
+
+
+def check_disk(lab: LabSize, free_gb: float | None, where: str) -> Check:
+    need = lab.vms * DISK_PER_VM_GB
+    if free_gb is None:
+        return Check(
+            "disk", WARN, f"cannot read free disk space of {where}; the lab needs about {need} GB", None
+        )
+    fix = f"free disk space on {where} (old Vagrant boxes: `vagrant box prune`)"
+    text = f"{free_gb:.0f} GB free on {where}, the lab needs about {need} GB"
+    if free_gb < need:
+        return Check("disk", FAIL, text, fix)
+    if free_gb < need * 1.5:
+        return Check("disk", WARN, f"{text}; little room left", fix)
+    return Check("disk", OK, text)
+
+
+def check_ports(ports: Mapping[str, int], in_use: Iterable[int]) -> Check:
+    busy = set(in_use)
+    taken = [f"{name} {port}" for name, port in ports.items() if port in busy]
+    if taken:
+        return Check(
+            "ports",
+            FAIL,
+            "in use on 127.0.0.1: " + ", ".join(taken),
+            "stop what listens there (`ss -ltnp` shows it), e.g. a local experiment still running",
+        )
+    return Check("ports", OK, "free: " + ", ".join(f"{p}" for p in sorted(ports.values())))
+
+
+def check_tool(
+    name: str,
+    path: str | None,
+    version: str | None,
+    fix: str,
+    pinned: str | None = None,
+) -> Check:
+    if path is None:
+        return Check(name, FAIL, f"{name} not found on PATH or in .cache/bin", fix)
+    shown = version or "unknown version"
+    if pinned is not None and (version is None or parse_version(version) != parse_version(pinned)):
+        return Check(name, WARN, f"{path}: {shown}, pinned {pinned}", fix)
+    return Check(name, OK, f"{path}: {shown}")

@@ -1,0 +1,95 @@
+"""Which checks run for which target, fed from the gathered facts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from canarylab.doctor import checks, facts
+from canarylab.doctor.labsize import LabSize, load_lab_size
+from canarylab.doctor.model import Check
+from canarylab_contract import LOCAL_PORTS
+
+TARGETS = ("lab", "local")
+VERSIONS_FILE = Path("inventory/group_vars/all/versions.yml")
+
+
+def local_ports() -> dict[str, int]:
+    """LOCAL_PORTS flattened: {"model_service stable": 18081, ..., "prometheus": 19090}."""
+    flat: dict[str, int] = {}
+    for name, value in LOCAL_PORTS.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{name} {variant}": int(str(port)) for variant, port in value.items()})
+        else:
+            flat[name] = int(str(value))
+    return flat
+
+
+def pinned(root: Path, key: str) -> str | None:
+    try:
+        pins = yaml.safe_load((root / VERSIONS_FILE).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    value = pins.get(key) if isinstance(pins, dict) else None
+    return str(value) if value is not None else None
+
+
+def lab_checks(host: facts.HostFacts, lab: LabSize) -> list[Check]:
+    result = [
+        checks.check_vagrant(host.vagrant),
+        checks.check_providers(host.providers),
+        checks.check_virtualisation(host.system, host.cpu_flags, host.hv_support, host.kvm_device),
+        checks.check_memory(lab, host.memory_mb, host.memory_kind),
+        checks.check_cpus(lab, host.cpus),
+        checks.check_disk(lab, host.disk_free_gb, host.disk_where),
+    ]
+    vbox = next((p for p in host.providers if p.name == "virtualbox"), None)
+    if vbox is not None:
+        result.append(checks.check_virtualbox_version(vbox.version))
+        if host.system != "Windows":
+            result.append(checks.check_vbox_networks(host.vbox_networks_conf))
+    return result
+
+
+def local_checks(root: Path, in_use: set[int]) -> list[Check]:
+    setup = "run `scripts/setup.sh --minimal` (or `make setup`), then `. scripts/env.sh`"
+    bombardier = facts.bombardier_facts(root)
+    prometheus = facts.prometheus_facts(root)
+    return [
+        checks.check_ports(local_ports(), in_use),
+        checks.check_tool(
+            "bombardier",
+            bombardier.path,
+            bombardier.version,
+            setup,
+            pinned=pinned(root, "bombardier_version"),
+        ),
+        checks.check_tool(
+            "prometheus",
+            prometheus.path,
+            prometheus.version,
+            "install Prometheus (Debian: apt install prometheus)",
+        ),
+    ]
+
+
+def common_checks(root: Path) -> list[Check]:
+    ansible = facts.ansible_facts(root)
+    return [
+        checks.check_tool(
+            "ansible", ansible.path, ansible.version, "run `make setup`, then `. scripts/env.sh`"
+        )
+    ]
+
+
+def run_doctor(root: Path, target: str, environ: Mapping[str, str] | None = None) -> list[Check]:
+    """Gather this host's facts and run the checks of ``target`` ("lab" or "local")."""
+    result = common_checks(root)
+    if target == "lab":
+        result += lab_checks(facts.gather_host(root), load_lab_size(root, environ or os.environ))
+    else:
+        result += local_checks(root, facts.ports_in_use(local_ports()))
+    return result
