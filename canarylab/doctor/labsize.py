@@ -104,7 +104,8 @@ def from_environ(base: LabSize, environ: Mapping[str, str]) -> LabSize:
         "worker_cpus": "CANARYLAB_WORKER_CPUS",
         "worker_memory": "CANARYLAB_WORKER_MEMORY",
     }
-    raw = {key: environ[var] for key, var in names.items() if environ.get(var)}
+    minimum = dict.fromkeys(names, 1) | {"workers": 0, "controller_memory": 512, "worker_memory": 512}
+    raw = {key: _int(environ[var], var, minimum[key]) for key, var in names.items() if environ.get(var)}
     if not raw:
         return base
     sized = from_mapping(base, raw, "environment")

@@ -1,0 +1,205 @@
+"""Doctor: every check's branches with fixture inputs, and the real checks on this machine."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from canarylab.cli import main
+from canarylab.doctor import checks as c
+from canarylab.doctor.facts import parse_plugins, providers_from
+from canarylab.doctor.labsize import LabSize, VmSize, load_lab_size
+from canarylab.doctor.run import local_checks, local_ports, run_doctor
+from canarylab.errors import CanarylabError
+from canarylab_contract import LOCAL_PORTS
+
+LAB = LabSize()  # 10240 MB, 6 vCPUs, 3 VMs
+
+
+def test_vagrant_missing_old_and_current() -> None:
+    missing = c.check_vagrant(None)
+    assert missing.status == "fail"
+    assert missing.fix is not None
+    assert "install Vagrant" in missing.fix
+    assert c.check_vagrant("2.2.19").status == "warn"
+    ok = c.check_vagrant("2.3.4")
+    assert (ok.status, ok.detail) == ("ok", "Vagrant 2.3.4")
+
+
+def test_providers_none_unusable_and_usable() -> None:
+    assert c.check_providers([]).status == "fail"
+    plugin_only = providers_from({"vagrant-libvirt": "0.11.2"}, None, None, None, None)
+    check = c.check_providers(plugin_only)
+    assert check.status == "fail"
+    assert check.fix is not None
+    assert "virsh is missing" in check.fix
+    libvirt = providers_from({"vagrant-libvirt": "0.11.2"}, None, "9.0.0", None, None)
+    assert c.check_providers(libvirt).status == "ok"
+    assert "virsh 9.0.0" in c.check_providers(libvirt).detail
+    vbox = providers_from({}, "7.0.14r161095", None, None, None)
+    assert c.check_providers(vbox).status == "ok"
+    parallels_no_plugin = providers_from({}, None, None, None, "Parallels Desktop 19.1")
+    assert parallels_no_plugin[0].problem == "run `vagrant plugin install vagrant-parallels`"
+
+
+def test_parse_plugins() -> None:
+    text = (
+        "vagrant-libvirt (0.11.2, system)\n"
+        "vagrant-vmware-desktop (3.0.3, global)\n"
+        "  - Version Constraint: > 0\n"
+    )
+    assert parse_plugins(text) == {"vagrant-libvirt": "0.11.2", "vagrant-vmware-desktop": "3.0.3"}
+    assert parse_plugins(None) == {}
+
+
+@pytest.mark.parametrize(
+    ("version", "status"),
+    [("6.1.26r145957", "fail"), ("6.1.28", "ok"), ("7.0.14r161095", "ok"), ("garbage", "warn")],
+)
+def test_virtualbox_version(version: str, status: str) -> None:
+    assert c.check_virtualbox_version(version).status == status
+
+
+def test_vbox_networks_conf() -> None:
+    assert c.check_vbox_networks(None).status == "ok"
+    assert c.check_vbox_networks("* 192.168.56.0/21\n").status == "ok"
+    assert c.check_vbox_networks("* 10.0.0.0/8 192.168.0.0/16\n").status == "ok"
+    narrow = c.check_vbox_networks("* 192.168.56.0/24\n# * 192.168.56.0/21\n")
+    assert narrow.status == "fail"
+    assert narrow.fix is not None
+    assert "* 192.168.56.0/21" in narrow.fix
+    assert c.check_vbox_networks("* fd00::/8\n").status == "fail"
+
+
+def test_virtualisation_linux_macos_other() -> None:
+    assert c.check_virtualisation("Linux", frozenset({"fpu", "vmx"}), None, True).status == "ok"
+    assert c.check_virtualisation("Linux", frozenset({"svm"}), None, None).status == "ok"
+    assert c.check_virtualisation("Linux", frozenset({"fpu"}), None, True).status == "fail"
+    assert c.check_virtualisation("Linux", frozenset({"vmx"}), None, False).status == "warn"
+    assert c.check_virtualisation("Linux", None, None, None).status == "warn"
+    assert c.check_virtualisation("Darwin", None, "1\n", None).status == "ok"
+    assert c.check_virtualisation("Darwin", None, "0", None).status == "fail"
+    assert c.check_virtualisation("Darwin", None, None, None).status == "fail"
+    assert c.check_virtualisation("Windows", None, None, None).status == "warn"
+
+
+def test_memory_cpus_disk_against_lab_size() -> None:
+    assert c.check_memory(LAB, 4000).status == "fail"
+    assert c.check_memory(LAB, 11000).status == "warn"
+    assert c.check_memory(LAB, 16000).status == "ok"
+    assert c.check_memory(LAB, None).status == "warn"
+    assert c.check_cpus(LAB, 1).status == "fail"
+    assert c.check_cpus(LAB, 4).status == "warn"
+    assert c.check_cpus(LAB, 8).status == "ok"
+    assert c.check_disk(LAB, 20.0, "/home").status == "fail"
+    assert c.check_disk(LAB, 40.0, "/home").status == "warn"
+    assert c.check_disk(LAB, 100.0, "/home").status == "ok"
+    small = LabSize(worker=VmSize(cpus=1, memory_mb=2048), workers=1)
+    assert c.check_memory(small, 9000).status == "ok"  # 6144 MB of VMs + 2048 for the host
+
+
+def test_ports_and_tools() -> None:
+    ports = {"app stable": 18091, "prometheus": 19090}
+    assert c.check_ports(ports, set()).status == "ok"
+    busy = c.check_ports(ports, {19090})
+    assert busy.status == "fail"
+    assert "prometheus 19090" in busy.detail
+    assert c.check_tool("bombardier", None, None, "setup").status == "fail"
+    assert c.check_tool("bombardier", "/x/bombardier", "v1.2.6", "setup", pinned="v1.2.6").status == "ok"
+    assert c.check_tool("bombardier", "/x/bombardier", "v1.2.5", "setup", pinned="v1.2.6").status == "warn"
+    assert c.check_tool("bombardier", "/x/bombardier", None, "setup", pinned="v1.2.6").status == "warn"
+
+
+def test_lab_size_defaults_file_and_environment(tmp_path: Path) -> None:
+    assert load_lab_size(tmp_path, {}) == LabSize()
+    (tmp_path / "lab.yml").write_text("workers: 3\nworker:\n  memory: 2048\ncontroller_cpus: 4\n")
+    size = load_lab_size(tmp_path, {})
+    assert (size.workers, size.worker, size.controller.cpus, size.source) == (
+        3,
+        VmSize(cpus=2, memory_mb=2048),
+        4,
+        "lab.yml",
+    )
+    env = {"CANARYLAB_WORKERS": "1", "CANARYLAB_CONTROLLER_MEMORY": "6144"}
+    size = load_lab_size(tmp_path, env)
+    assert (size.workers, size.controller.memory_mb, size.memory_mb) == (1, 6144, 6144 + 2048)
+    with pytest.raises(CanarylabError, match="CANARYLAB_WORKERS"):
+        load_lab_size(tmp_path, {"CANARYLAB_WORKERS": "many"})
+    (tmp_path / "lab.yml").write_text("[not, a, mapping]\n")
+    with pytest.raises(CanarylabError, match="mapping"):
+        load_lab_size(tmp_path, {})
+
+
+# --- the real checks on this machine ------------------------------------------------
+
+
+def test_local_ports_cover_the_contract() -> None:
+    expected = {
+        LOCAL_PORTS["prometheus"],
+        *LOCAL_PORTS["model_service"].values(),
+        *LOCAL_PORTS["app"].values(),
+    }
+    assert set(local_ports().values()) == expected
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """Listen on the local target's Prometheus port, if it is free, for the duration of a test."""
+    port = int(LOCAL_PORTS["prometheus"])
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            pytest.fail(f"port {port} is already taken on this machine: doctor must report it")
+        s.listen()
+        yield port
+
+
+def test_real_local_checks_see_a_busy_port(root: Path, busy_port: int) -> None:
+    found = {ch.name: ch for ch in local_checks(root, {busy_port})}
+    assert found["ports"].status == "fail"
+    assert str(busy_port) in found["ports"].detail
+    real = {ch.name: ch for ch in run_doctor(root, "local")}
+    assert real["ports"].status == "fail"  # gathered for real: the fixture listens there
+    assert real["bombardier"].status in ("ok", "warn")
+    assert real["prometheus"].status == "ok"
+    assert "2." in (real["prometheus"].detail or "")
+
+
+def test_real_lab_checks_on_this_machine(root: Path) -> None:
+    """Everything is gathered for real; the outcome must agree with what the OS says."""
+    found = {ch.name: ch for ch in run_doctor(root, "lab", environ={})}
+    assert {"ansible", "vagrant", "provider", "virtualisation", "memory", "cpus", "disk"} <= set(found)
+    version = subprocess.run(["vagrant", "--version"], capture_output=True, text=True, check=False)
+    if version.returncode == 0:
+        assert found["vagrant"].detail in version.stdout
+    else:
+        assert found["vagrant"].status == "fail"
+    flags = Path("/proc/cpuinfo").read_text()
+    has_virt = " vmx" in flags or " svm" in flags
+    assert (found["virtualisation"].status != "fail") == has_virt
+    assert "10240 MB" in found["memory"].detail
+
+
+def test_cli_doctor_json_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["doctor", "--target", "lab", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["target"] == "lab"
+    assert code == (0 if out["ok"] else 1)
+    assert out["ok"] == all(ch["status"] != "fail" for ch in out["checks"])
+    statuses = {ch["status"] for ch in out["checks"]}
+    assert statuses <= {"ok", "warn", "fail"}
+
+
+def test_cli_doctor_text_names_fixes(capsys: pytest.CaptureFixture[str], busy_port: int) -> None:
+    code = main(["doctor", "--target", "local"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  ports" in out
+    assert "fix: stop what listens there" in out
+    assert out.rstrip().endswith("local: not ready: fix the FAIL lines above")
