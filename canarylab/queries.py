@@ -107,3 +107,21 @@ QUEUE_DEPTH = Query(
     legend=f"{{{{{V}}}}} queued",
     unit="short",
 )
+
+
+def app_response_ratio(q: float, numerator: str = c.CANARY, denominator: str = c.STABLE) -> Query:
+    """``numerator``'s response-time quantile over ``denominator``'s (1 = equal; the alert watches it)."""
+
+    def side(variant: str) -> str:
+        return (
+            f"histogram_quantile({q}, sum by (le) "
+            f'(rate({c.APP_MODEL_RESPONSE_SECONDS}_bucket{{<sel>,{V}="{variant}"}}[<w>])))'
+        )
+
+    return Query(
+        key=f"app_response_{_pct(q)}_ratio",
+        title=f"Response time {_pct(q)}: {numerator} ÷ {denominator}",
+        template=f"{side(numerator)} / {side(denominator)}",
+        legend=f"{numerator} ÷ {denominator} {_pct(q)}",
+        unit="none",
+    )

@@ -1,0 +1,11 @@
+"""The canarylab Grafana dashboard: generated from Python, validated, and checked against Prometheus.
+
+- :mod:`.layout`: grid placement that cannot overlap.
+- :mod:`.panels`: Grafana JSON for rows, time series and variables.
+- :mod:`.build`: the canarylab dashboard itself, made from :mod:`canarylab.queries`.
+- :mod:`.validate`: structural checks of any dashboard JSON.
+- :mod:`.promql`: every panel query with the dashboard variables substituted.
+- :mod:`.verify`: runs those queries against a real Prometheus.
+- :mod:`.files`: the generated files committed to the repository.
+- :mod:`.annotations`: experiment phase events as Grafana annotations.
+"""
