@@ -153,7 +153,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
     if problems:
         if len(problems) == 1:
             raise problems[0]
-        raise SettingsError("; ".join(p.message for p in problems), "fix or unset the variables named above")
+        hints = dict.fromkeys(p.hint for p in problems if p.hint)
+        raise SettingsError("; ".join(p.message for p in problems), "; ".join(hints))
     assert model_dir is not None
     return Settings(
         model_dir=model_dir,

@@ -1,0 +1,105 @@
+"""MODEL_SERVICE_* settings: defaults, valid values, and a clear error for each bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import canarylab_contract as contract
+from model_service import settings as s
+from model_service.errors import EXIT_USAGE, SettingsError
+
+BASE = {s.ENV_MODEL_DIR: "/srv/model"}
+
+
+def test_defaults() -> None:
+    got = s.from_env(BASE)
+    assert got == s.Settings(
+        model_dir=Path("/srv/model"),
+        threads=contract.DEFAULT_THREADS[contract.STABLE],
+        variant=contract.STABLE,
+        port=contract.MODEL_SERVICE_PORT,
+        host="127.0.0.1",
+        simulated_latency_ms=0.0,
+        log_level="INFO",
+    )
+    assert got.simulated_latency_seconds == 0.0
+
+
+def test_valid_values() -> None:
+    got = s.from_env(
+        {
+            **BASE,
+            s.ENV_THREADS: "16",
+            s.ENV_VARIANT: contract.CANARY,
+            s.ENV_PORT: "18082",
+            s.ENV_HOST: "0.0.0.0",
+            s.ENV_SIMULATED_LATENCY_MS: "12.5",
+            s.ENV_LOG_LEVEL: "debug",
+        }
+    )
+    assert (got.threads, got.variant, got.port, got.host) == (16, contract.CANARY, 18082, "0.0.0.0")
+    assert got.simulated_latency_seconds == pytest.approx(0.0125)
+    assert got.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("host", ["localhost", "model-service.lab.svc", "::", "::1"])
+def test_host_names_and_addresses(host: str) -> None:
+    assert s.from_env({**BASE, s.ENV_HOST: host}).host == host
+
+
+def test_settings_are_frozen() -> None:
+    got = s.from_env(BASE)
+    with pytest.raises(AttributeError):
+        got.threads = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (s.ENV_THREADS, "0"),
+        (s.ENV_THREADS, "257"),
+        (s.ENV_THREADS, "four"),
+        (s.ENV_THREADS, "4.5"),
+        (s.ENV_THREADS, "-3"),
+        (s.ENV_VARIANT, "blue"),
+        (s.ENV_VARIANT, "Stable"),
+        (s.ENV_PORT, "0"),
+        (s.ENV_PORT, "65536"),
+        (s.ENV_PORT, "http"),
+        (s.ENV_HOST, "not a host"),
+        (s.ENV_HOST, "-bad-.example"),
+        (s.ENV_SIMULATED_LATENCY_MS, "-1"),
+        (s.ENV_SIMULATED_LATENCY_MS, "slow"),
+        (s.ENV_SIMULATED_LATENCY_MS, "nan"),
+        (s.ENV_SIMULATED_LATENCY_MS, "inf"),
+        (s.ENV_SIMULATED_LATENCY_MS, "60001"),
+        (s.ENV_LOG_LEVEL, "LOUD"),
+    ],
+)
+def test_bad_value_names_variable_value_and_what_is_allowed(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        s.from_env({**BASE, name: value})
+    assert err.value.exit_code == EXIT_USAGE
+    assert name in err.value.message
+    assert repr(value) in err.value.message
+    assert "expected" in err.value.message
+    assert err.value.hint
+
+
+def test_missing_model_dir_says_how_to_make_one() -> None:
+    with pytest.raises(SettingsError, match=s.ENV_MODEL_DIR) as err:
+        s.from_env({})
+    assert "model-service train --out DIR" in (err.value.hint or "")
+
+
+def test_every_bad_value_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as err:
+        s.from_env({**BASE, s.ENV_THREADS: "0", s.ENV_VARIANT: "blue"})
+    assert s.ENV_THREADS in err.value.message
+    assert s.ENV_VARIANT in err.value.message
+
+
+def test_empty_value_means_default() -> None:
+    assert s.from_env({**BASE, s.ENV_THREADS: ""}).threads == s.DEFAULT_THREADS
