@@ -62,17 +62,27 @@ def check_vagrant(version: str | None) -> Check:
     return Check("vagrant", OK, f"Vagrant {_dotted(parsed)}")
 
 
-def check_providers(providers: Iterable[Provider]) -> Check:
+def check_providers(providers: Iterable[Provider], wanted: str | None = None) -> Check:
+    """Is the lab's provider (lab.yml / CANARYLAB_PROVIDER) usable?  Any provider when ``wanted`` is None."""
     found = list(providers)
-    usable = [p for p in found if p.problem is None]
+    usable = [p.name for p in found if p.problem is None]
     listed = ", ".join(f"{p.name} {p.version or '?'}" + (" (not usable)" if p.problem else "") for p in found)
-    if usable:
+    fixes = "; ".join(p.problem for p in found if p.problem and (wanted is None or p.name == wanted))
+    if wanted is None and usable:
         return Check("provider", OK, f"usable: {listed}")
-    if found:
-        fixes = "; ".join(p.problem for p in found if p.problem)
+    if wanted is not None and wanted in usable:
+        return Check("provider", OK, f"{wanted} (the lab's provider) is usable; found: {listed}")
+    if wanted is not None and usable:
         return Check(
-            "provider", FAIL, f"no usable Vagrant provider: {listed}", f"{fixes}; or {PROVIDER_INSTALL}"
+            "provider",
+            FAIL,
+            f"the lab's provider {wanted} is not usable; usable: {', '.join(usable)}",
+            f"set `provider: {usable[0]}` in lab.yml (or CANARYLAB_PROVIDER={usable[0]})"
+            + (f", or {fixes}" if fixes else f", or install {wanted}"),
         )
+    if found:
+        what = f"the lab's provider {wanted} is not usable" if wanted else "no usable Vagrant provider"
+        return Check("provider", FAIL, f"{what}; found: {listed}", fixes or PROVIDER_INSTALL)
     return Check(
         "provider",
         FAIL,

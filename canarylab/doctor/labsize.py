@@ -4,9 +4,10 @@ Defaults (documented in docs/cli.md): one controller with 2 CPUs and 4096 MB,
 two workers with 2 CPUs and 3072 MB each.  lab.yml may set ``workers`` and
 ``controller``/``worker`` mappings with ``cpus`` and ``memory`` (MB), or the flat
 keys ``controller_cpus``, ``controller_memory``, ``worker_cpus``,
-``worker_memory``.  The environment variables CANARYLAB_WORKERS,
+``worker_memory``, and ``provider``.  The environment variables CANARYLAB_WORKERS,
 CANARYLAB_CONTROLLER_CPUS, CANARYLAB_CONTROLLER_MEMORY, CANARYLAB_WORKER_CPUS and
-CANARYLAB_WORKER_MEMORY override the file, as they do for the Vagrantfile.
+CANARYLAB_WORKER_MEMORY override the file, as they do for the Vagrantfile; the
+provider comes from VAGRANT_DEFAULT_PROVIDER, else CANARYLAB_PROVIDER, else lab.yml.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class LabSize:
     worker: VmSize = VmSize(cpus=2, memory_mb=3072)
     workers: int = 2
     source: str = "defaults"
+    provider: str = "virtualbox"
 
     @property
     def vms(self) -> int:
@@ -87,8 +89,10 @@ def _vm(base: VmSize, raw: Mapping[str, object], role: str, where: str) -> VmSiz
 
 def from_mapping(base: LabSize, raw: Mapping[str, object], where: str) -> LabSize:
     workers = raw.get("workers")
+    provider = raw.get("provider")
     return replace(
         base,
+        provider=str(provider) if provider else base.provider,
         controller=_vm(base.controller, raw, "controller", where),
         worker=_vm(base.worker, raw, "worker", where),
         workers=base.workers if workers is None else _int(workers, f"{where} workers", 0),
@@ -106,6 +110,10 @@ def from_environ(base: LabSize, environ: Mapping[str, str]) -> LabSize:
     }
     minimum = dict.fromkeys(names, 1) | {"workers": 0, "controller_memory": 512, "worker_memory": 512}
     raw = {key: _int(environ[var], var, minimum[key]) for key, var in names.items() if environ.get(var)}
+    # the Vagrantfile's order: VAGRANT_DEFAULT_PROVIDER, then CANARYLAB_PROVIDER, then lab.yml
+    provider = environ.get("VAGRANT_DEFAULT_PROVIDER") or environ.get("CANARYLAB_PROVIDER")
+    if provider:
+        base = replace(base, provider=provider.strip())
     if not raw:
         return base
     sized = from_mapping(base, raw, "environment")

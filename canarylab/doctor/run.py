@@ -40,7 +40,7 @@ def pinned(root: Path, key: str) -> str | None:
 def lab_checks(host: facts.HostFacts, lab: LabSize) -> list[Check]:
     result = [
         checks.check_vagrant(host.vagrant),
-        checks.check_providers(host.providers),
+        checks.check_providers(host.providers, lab.provider),
         checks.check_virtualisation(host.system, host.cpu_flags, host.hv_support, host.kvm_device),
         checks.check_memory(lab, host.memory_mb, host.memory_kind),
         checks.check_cpus(lab, host.cpus),
@@ -49,8 +49,8 @@ def lab_checks(host: facts.HostFacts, lab: LabSize) -> list[Check]:
     vbox = next((p for p in host.providers if p.name == "virtualbox"), None)
     if vbox is not None:
         result.append(checks.check_virtualbox_version(vbox.version))
-        if host.system != "Windows":
-            result.append(checks.check_vbox_networks(host.vbox_networks_conf))
+    if (vbox is not None or lab.provider == "virtualbox") and host.system != "Windows":
+        result.append(checks.check_vbox_networks(host.vbox_networks_conf))
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from canarylab.doctor.facts import parse_plugins, providers_from
 from canarylab.doctor.labsize import LabSize, VmSize, load_lab_size
 from canarylab.doctor.run import local_checks, local_ports, run_doctor
 from canarylab.errors import CanarylabError
+from canarylab.procs import port_in_use
 from canarylab_contract import LOCAL_PORTS
 
 LAB = LabSize()  # 10240 MB, 6 vCPUs, 3 VMs
@@ -43,6 +45,14 @@ def test_providers_none_unusable_and_usable() -> None:
     assert "virsh 9.0.0" in c.check_providers(libvirt).detail
     vbox = providers_from({}, "7.0.14r161095", None, None, None)
     assert c.check_providers(vbox).status == "ok"
+    # the lab's provider (lab.yml / CANARYLAB_PROVIDER) must be the usable one
+    wrong = c.check_providers(libvirt, "virtualbox")
+    assert wrong.status == "fail"
+    assert wrong.fix is not None
+    assert "CANARYLAB_PROVIDER=libvirt" in wrong.fix
+    assert c.check_providers(libvirt, "libvirt").status == "ok"
+    assert c.check_providers(plugin_only, "libvirt").fix == plugin_only[0].problem
+    assert "virtualbox" in c.check_providers(plugin_only, "virtualbox").detail
     parallels_no_plugin = providers_from({}, None, None, None, "Parallels Desktop 19.1")
     assert parallels_no_plugin[0].problem == "run `vagrant plugin install vagrant-parallels`"
 
@@ -117,8 +127,11 @@ def test_ports_and_tools() -> None:
 
 def test_lab_size_defaults_file_and_environment(tmp_path: Path) -> None:
     assert load_lab_size(tmp_path, {}) == LabSize()
-    (tmp_path / "lab.yml").write_text("workers: 3\nworker:\n  memory: 2048\ncontroller_cpus: 4\n")
+    (tmp_path / "lab.yml").write_text(
+        "workers: 3\nworker:\n  memory: 2048\ncontroller_cpus: 4\nprovider: libvirt\n"
+    )
     size = load_lab_size(tmp_path, {})
+    assert size.provider == "libvirt"
     assert (size.workers, size.worker, size.controller.cpus, size.source) == (
         3,
         VmSize(cpus=2, memory_mb=2048),
@@ -128,6 +141,9 @@ def test_lab_size_defaults_file_and_environment(tmp_path: Path) -> None:
     env = {"CANARYLAB_WORKERS": "1", "CANARYLAB_CONTROLLER_MEMORY": "6144"}
     size = load_lab_size(tmp_path, env)
     assert (size.workers, size.controller.memory_mb, size.memory_mb) == (1, 6144, 6144 + 2048)
+    assert load_lab_size(tmp_path, {"CANARYLAB_PROVIDER": "libvirt"}).provider == "libvirt"
+    both = {"CANARYLAB_PROVIDER": "libvirt", "VAGRANT_DEFAULT_PROVIDER": "parallels"}
+    assert load_lab_size(tmp_path, both).provider == "parallels"
     with pytest.raises(CanarylabError, match="CANARYLAB_WORKERS"):
         load_lab_size(tmp_path, {"CANARYLAB_WORKERS": "many"})
     (tmp_path / "lab.yml").write_text("[not, a, mapping]\n")
@@ -149,14 +165,22 @@ def test_local_ports_cover_the_contract() -> None:
 
 @pytest.fixture
 def busy_port() -> Iterator[int]:
-    """Listen on the local target's Prometheus port, if it is free, for the duration of a test."""
+    """The local target's Prometheus port, made busy for the test (or already busy: other work
+    on this machine may run a local target, and that must be reported the same way)."""
     port = int(LOCAL_PORTS["prometheus"])
     with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            pytest.fail(f"port {port} is already taken on this machine: doctor must report it")
-        s.listen()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: ignore TIME_WAIT
+        for _ in range(50):
+            try:
+                s.bind(("127.0.0.1", port))
+                s.listen()
+                break
+            except OSError:
+                if port_in_use(port):
+                    break
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"port {port} can neither be bound nor connected to")
         yield port
 
 
@@ -183,7 +207,7 @@ def test_real_lab_checks_on_this_machine(root: Path) -> None:
     flags = Path("/proc/cpuinfo").read_text()
     has_virt = " vmx" in flags or " svm" in flags
     assert (found["virtualisation"].status != "fail") == has_virt
-    assert "10240 MB" in found["memory"].detail
+    assert load_lab_size(root, {}).describe() in found["memory"].detail
 
 
 def test_cli_doctor_json_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
