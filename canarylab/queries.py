@@ -125,3 +125,47 @@ def app_response_ratio(q: float, numerator: str = c.CANARY, denominator: str = c
         legend=f"{numerator} ÷ {denominator} {_pct(q)}",
         unit="none",
     )
+
+
+# --- experiment engine: raw counters and health over an experiment window -------------
+
+
+def bucket_counts(metric: str, key: str, title: str) -> Query:
+    """Cumulative bucket counters by ``le`` and variant; their increase over a window is the
+    request-level latency distribution the engine resamples."""
+    return Query(
+        key=f"{key}_buckets",
+        title=f"{title}: cumulative bucket counts",
+        template=f"sum by (le, {V}) ({metric}_bucket{{<sel>}})",
+        legend=f"{{{{{V}}}}} le={{{{le}}}}",
+        unit="short",
+    )
+
+
+APP_RESPONSE_BUCKETS = bucket_counts(
+    c.APP_MODEL_RESPONSE_SECONDS, "app_response", "Model-service response time"
+)
+PROCESSING_BUCKETS = bucket_counts(c.MODEL_PROCESSING_SECONDS, "processing", "Prediction processing time")
+#: Counter resets in the window: a restarted app or model-service starts its counters again.
+APP_COUNTER_RESETS = Query(
+    key="app_counter_resets",
+    title="App counter resets (restarts)",
+    template=f"sum by ({V}) (resets({c.APP_REQUESTS_TOTAL}{{<sel>}}[<w>]))",
+    legend=f"{{{{{V}}}}} app resets",
+    unit="short",
+)
+MODEL_COUNTER_RESETS = Query(
+    key="model_counter_resets",
+    title="Model-service counter resets (restarts)",
+    template=f"sum by ({V}) (resets({c.MODEL_REQUESTS_TOTAL}{{<sel>}}[<w>]))",
+    legend=f"{{{{{V}}}}} model-service resets",
+    unit="short",
+)
+#: Share of successful scrapes per job in the window (1 = every scrape worked).
+SCRAPE_SUCCESS = Query(
+    key="scrape_success",
+    title="Successful scrapes",
+    template="avg by (job) (avg_over_time(up{<sel>}[<w>]))",
+    legend="{{job}}",
+    unit="percentunit",
+)

@@ -1,0 +1,416 @@
+"""The local target: both variants, their apps and a Prometheus, on loopback, without root.
+
+``LocalTarget`` is a context manager.  Entering it starts, all at once:
+
+- a model-service per variant (``model-service serve``; threads, variant,
+  simulated latency and any other environment of the spec), on the contract's
+  ``LOCAL_PORTS`` when free, else on free ports;
+- an app per variant in front of it (``sentiment-app``: APP_VARIANT,
+  APP_MODEL_SERVICE_URL);
+- a Prometheus scraping all four every ``scrape_interval`` (config and TSDB in
+  ``workdir``), loading ``rules_file`` when it exists and ``promtool`` accepts it;
+
+then waits until every one is ready (model-service and app ``/readyz``,
+Prometheus ``/-/ready`` and its four targets up).  Leaving it - normally, on an
+exception, on Ctrl-C or on SIGTERM - stops every process it started
+(:class:`canarylab.procs.ProcessGroup`; the children also die with the engine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.metadata
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+
+import canarylab_contract as c
+from canarylab.errors import CanarylabError
+from canarylab.experiment.prometheus import (
+    PrometheusClient,
+    ScrapeTarget,
+    find_prometheus,
+    prometheus_version,
+    render_config,
+    rules_file_ok,
+    start_prometheus,
+)
+from canarylab.procs import ManagedProcess, ProcessGroup, free_port, wait_http_ok
+
+#: Default APP_THREADS of the local target: enough that requests queue in the
+#: model-service (the thing under test), not in the app in front of it.
+LOCAL_APP_THREADS = 64
+READY_TIMEOUT = 90.0
+_PORT_TRIES = 3
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    name: str
+    threads: int
+    #: extra model-service environment (e.g. MODEL_SERVICE_SIMULATED_LATENCY_MS)
+    env: dict[str, str] = field(default_factory=dict)
+    #: extra app environment (e.g. APP_THREADS)
+    app_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the load goes for one variant: POST ``url`` with ``headers`` (incl. the pinning header)."""
+
+    variant: str
+    url: str
+    headers: dict[str, str]
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the servers: TIME_WAIT is fine
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(preferred: int, taken: set[int]) -> int:
+    """``preferred`` when nobody holds it, else a free port; never one in ``taken``."""
+    port = preferred
+    if port in taken or not _bindable(port):
+        port = free_port()
+        while port in taken:
+            port = free_port()
+    taken.add(port)
+    return port
+
+
+def _tool(name: str) -> str:
+    """A console script next to this Python (the venv), else on PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    import shutil  # noqa: PLC0415
+
+    found = shutil.which(name)
+    if not found:
+        raise CanarylabError(f"{name} is not installed", "run `make setup-minimal`")
+    return found
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def ensure_model(cache_root: Path) -> Path:
+    """A trained model for the local target, trained once per model-service/scikit-learn version."""
+    key = f"model-service-{_dist_version('canarylab-model-service')}-sklearn-{_dist_version('scikit-learn')}"
+    out = cache_root / key
+    if (out / "model.json").exists():
+        return out
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with (cache_root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "model.json").exists():
+            tmp = cache_root / f".{key}.{os.getpid()}"
+            run = subprocess.run(
+                [_tool("model-service"), "train", "--out", str(tmp)],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+            if run.returncode != 0:
+                raise CanarylabError(f"training the model failed:\n{run.stderr.strip()[-1500:]}")
+            tmp.rename(out)
+    return out
+
+
+class LocalTarget:
+    """Two variants + their apps + Prometheus on 127.0.0.1; see the module docstring."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        variants: Mapping[str, VariantConfig],
+        workdir: Path,
+        *,
+        scrape_interval: str = "1s",
+        prometheus_bin: str | None = None,
+        rules_file: Path | None = None,
+        model_dir: Path | None = None,
+        model_cache: Path | None = None,
+        ready_timeout: float = READY_TIMEOUT,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        missing = [v for v in c.VARIANTS if v not in variants]
+        if missing:
+            raise CanarylabError(f"the local target needs the variants {', '.join(missing)}")
+        self.variants = dict(variants)
+        self.workdir = workdir
+        self.scrape_interval = scrape_interval
+        self.prometheus_bin = prometheus_bin
+        self.rules_file = rules_file
+        self.model_dir = model_dir
+        self.model_cache = model_cache
+        self.ready_timeout = ready_timeout
+        self._status = on_status or (lambda _msg: None)
+        self.group = ProcessGroup()
+        self.ports: dict[str, int] = {}
+        self.processes: dict[str, ManagedProcess] = {}
+        self._pids: dict[str, int] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.prometheus_url = ""
+        self.selector = ""
+        self.rules: dict[str, Any] = {"file": str(rules_file) if rules_file else None, "loaded": False}
+        self.versions: dict[str, str] = {}
+        self._env_used: dict[str, dict[str, str]] = {}
+        self._argv: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def __enter__(self) -> LocalTarget:
+        self.group.__enter__()
+        try:
+            self._start_all()
+        except BaseException:
+            self.group.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.group.__exit__(None, None, None)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[LocalTarget]:
+        with self:
+            yield self
+
+    # --- start-up ------------------------------------------------------------------
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str], port_key: str) -> ManagedProcess:
+        log = self.workdir / "logs" / f"{name}.log"
+        proc = self.group.start(name, argv, log, env=env)
+        with self._lock:
+            self.processes[name] = proc
+            self._pids[name] = proc.pid
+            self._env_used[name] = env
+            self._argv[name] = argv
+        return proc
+
+    def _model_service_env(self, v: VariantConfig, port: int, model_dir: Path) -> dict[str, str]:
+        return {
+            "MODEL_SERVICE_MODEL_DIR": str(model_dir),
+            "MODEL_SERVICE_HOST": "127.0.0.1",
+            **v.env,
+            "MODEL_SERVICE_THREADS": str(v.threads),
+            "MODEL_SERVICE_VARIANT": v.name,
+            "MODEL_SERVICE_PORT": str(port),
+        }
+
+    def _app_env(self, v: VariantConfig, port: int, ms_port: int) -> dict[str, str]:
+        return {
+            "APP_THREADS": str(LOCAL_APP_THREADS),
+            "APP_HOST": "127.0.0.1",
+            **v.app_env,
+            "APP_VARIANT": v.name,
+            "APP_MODEL_SERVICE_URL": f"http://127.0.0.1:{ms_port}",
+            "APP_PORT": str(port),
+        }
+
+    def _launch(self, name: str, model_dir: Path) -> ManagedProcess:
+        """Start one process of the target on its current port (from the main thread: the
+        children's PDEATHSIG is tied to the thread that starts them)."""
+        if name.startswith("model-service-"):
+            v = self.variants[name.removeprefix("model-service-")]
+            env = self._model_service_env(v, self.ports[name], model_dir)
+            return self._start(name, [_tool("model-service"), "serve"], env, name)
+        v = self.variants[name.removeprefix("app-")]
+        env = self._app_env(v, self.ports[name], self.ports[f"model-service-{v.name}"])
+        return self._start(name, [_tool("sentiment-app")], env, name)
+
+    def _wait_ready(self, name: str, model_dir: Path, taken: set[int]) -> None:
+        """Wait for ``name``'s /readyz; when it died because its port was taken, move it to a free one."""
+        for attempt in range(_PORT_TRIES):
+            proc = self.processes[name]
+            try:
+                wait_http_ok(f"http://127.0.0.1:{self.ports[name]}{c.READY_PATH}", self.ready_timeout, proc)
+                return
+            except CanarylabError:
+                if attempt + 1 < _PORT_TRIES and not proc.running() and "in use" in proc.log_tail(40).lower():
+                    self.ports[name] = pick_port(free_port(), taken)
+                    self._launch(name, model_dir)
+                    if name.startswith("model-service-"):  # its app must follow it to the new port
+                        app = name.replace("model-service-", "app-", 1)
+                        self.processes[app].stop()
+                        self._launch(app, model_dir)
+                    continue
+                raise
+
+    def _start_all(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        taken: set[int] = set()
+        lp: Mapping[str, Any] = c.LOCAL_PORTS
+        ms_pref: dict[str, int] = dict(lp["model_service"])
+        app_pref: dict[str, int] = dict(lp["app"])
+        self.ports["prometheus"] = pick_port(int(lp["prometheus"]), taken)
+        for name in self.variants:
+            self.ports[f"model-service-{name}"] = pick_port(ms_pref.get(name, free_port()), taken)
+            self.ports[f"app-{name}"] = pick_port(app_pref.get(name, free_port()), taken)
+
+        prometheus = find_prometheus(self.prometheus_bin)
+        cache = self.model_cache or Path.home() / ".cache/canarylab/models"
+        model_dir = self.model_dir or ensure_model(cache)
+        self.model_dir = model_dir
+        self._status(f"starting 2 model-services, 2 apps and Prometheus (logs in {self.workdir / 'logs'})")
+        # Everything starts at once; then each is awaited in turn.
+        for name in self.variants:
+            self._launch(f"model-service-{name}", model_dir)
+        for name in self.variants:
+            self._launch(f"app-{name}", model_dir)
+        prom_proc = self._start_prometheus(prometheus)
+        for name in self.variants:
+            self._wait_ready(f"model-service-{name}", model_dir, taken)
+        for name in self.variants:
+            self._wait_ready(f"app-{name}", model_dir, taken)
+        self.prometheus_url = f"http://127.0.0.1:{self.ports['prometheus']}"
+        self._write_prometheus_config(reload_proc=prom_proc)
+        client = PrometheusClient(self.prometheus_url)
+        client.wait_targets_up([t.job for t in self.scrape_targets()], self.ready_timeout, prom_proc)
+        for name in self.variants:
+            self.endpoints[name] = Endpoint(
+                variant=name,
+                url=f"http://127.0.0.1:{self.ports[f'app-{name}']}{c.APP_API_PATH}",
+                headers={c.VARIANT_HEADER: name},
+            )
+        self.versions = self._versions(prometheus)
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        out: list[ScrapeTarget] = []
+        for name in self.variants:
+            for component in ("model-service", "app"):
+                job = f"{component}-{name}"
+                out.append(ScrapeTarget(job, f"127.0.0.1:{self.ports[job]}", component, name))
+        return out
+
+    def _config_text(self) -> str:
+        rule_files: list[Path] = []
+        if self.rules_file is not None:
+            ok, detail = rules_file_ok(self.rules_file)
+            self.rules = {"file": str(self.rules_file), "loaded": ok, "detail": detail}
+            if ok:
+                rule_files.append(self.rules_file)
+        return render_config(
+            self.scrape_targets(), scrape_interval=self.scrape_interval, rule_files=rule_files
+        )
+
+    def _start_prometheus(self, binary: str) -> ManagedProcess:
+        # Ports of the services may still move (port-in-use retry): the config is
+        # rewritten and reloaded with SIGHUP once they are all known.
+        text = self._config_text()
+        port = self.ports["prometheus"]
+        proc = start_prometheus(self.group, binary, self.workdir / "prometheus", text, port)
+        with self._lock:
+            self.processes["prometheus"] = proc
+            self._pids["prometheus"] = proc.pid
+            self._argv["prometheus"] = proc.argv
+        return proc
+
+    def _write_prometheus_config(self, reload_proc: ManagedProcess) -> None:
+        config = self.workdir / "prometheus" / "prometheus.yml"
+        text = render_config(
+            self.scrape_targets(),
+            scrape_interval=self.scrape_interval,
+            rule_files=[self.rules_file] if self.rules.get("loaded") and self.rules_file else [],
+        )
+        wait_http_ok(f"http://127.0.0.1:{self.ports['prometheus']}/-/ready", self.ready_timeout, reload_proc)
+        if config.read_text() != text:
+            config.write_text(text)
+            os.kill(reload_proc.pid, signal.SIGHUP)  # reload the config
+
+    def _versions(self, prometheus: str) -> dict[str, str]:
+        versions = {
+            "python": sys.version.split()[0],
+            "prometheus": prometheus_version(prometheus),
+            "canarylab": _dist_version("canarylab"),
+            "canarylab-model-service": _dist_version("canarylab-model-service"),
+            "canarylab-app": _dist_version("canarylab-app"),
+            "scikit-learn": _dist_version("scikit-learn"),
+            "waitress": _dist_version("waitress"),
+        }
+        for name in self.variants:
+            with contextlib.suppress(requests.RequestException, ValueError):
+                url = f"http://127.0.0.1:{self.ports[f'model-service-{name}']}{c.VERSION_PATH}"
+                versions[f"model-service-{name} /version"] = requests.get(url, timeout=2).text.strip()[:500]
+        return versions
+
+    # --- during and after the run ------------------------------------------------------
+
+    def problems(self) -> dict[str, list[str]]:
+        """Per variant: its processes that exited or changed since start-up (a restart)."""
+        out: dict[str, list[str]] = {name: [] for name in self.variants}
+        for pname, proc in self.processes.items():
+            variant = next((v for v in self.variants if pname.endswith(f"-{v}")), None)
+            if variant is None:
+                continue
+            if not proc.running():
+                out[variant].append(f"{pname} exited with code {proc.popen.returncode}")
+            elif proc.pid != self._pids.get(pname):
+                out[variant].append(f"{pname} has a new pid")
+        return out
+
+    def prometheus_alive(self) -> bool:
+        proc = self.processes.get("prometheus")
+        return proc is not None and proc.running()
+
+    def describe(self) -> dict[str, Any]:
+        """Everything about this target worth recording in the results."""
+        return {
+            "kind": self.kind,
+            "ports": dict(self.ports),
+            "prometheus_url": self.prometheus_url,
+            "selector": self.selector,
+            "scrape_interval": self.scrape_interval,
+            "rules": self.rules,
+            "model_dir": str(self.model_dir) if self.model_dir else None,
+            "endpoints": {k: {"url": e.url, "headers": e.headers} for k, e in self.endpoints.items()},
+            "variants": {
+                name: {"threads": v.threads, "env": v.env, "app_env": v.app_env}
+                for name, v in self.variants.items()
+            },
+            "processes": {
+                name: {
+                    "pid": proc.pid,
+                    "argv": self._argv.get(name, proc.argv),
+                    "env": self._env_used.get(name, {}),
+                    "log": str(proc.log_path),
+                }
+                for name, proc in self.processes.items()
+            },
+            "versions": self.versions,
+            "started": time.time(),
+        }
