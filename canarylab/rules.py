@@ -399,7 +399,7 @@ def unit_tests(rule_file: str) -> dict[str, Any]:
             "name": "a one-minute latency spike does not fire",
             "interval": TEST_SCRAPE,
             "input_series": _traffic(lab, "0.25", [("0.4", 15.0, 4), ("0.25", 15.0, _STEPS - 4)]),
-            "alert_rule_test": [_alerts(ALERT_P95, "3m", []), _alerts(ALERT_P95, "6m", [])],
+            "alert_rule_test": [_alerts(ALERT_P95, t, []) for t in ("1m", "2m", "3m", "6m")],
         },
         {
             # 0.1 req/s: too little traffic for a p95 to mean anything.
