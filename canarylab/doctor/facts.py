@@ -146,12 +146,27 @@ def _version(argv: list[str]) -> str | None:
     return text.splitlines()[0].strip() if text else None
 
 
+def vagrant_version(root: Path) -> str | None:
+    text = _version(["vagrant", "--version"]) if tool_path("vagrant", root) else None
+    return text.removeprefix("Vagrant ").strip() if text else None
+
+
+def gather_providers(root: Path, vagrant: str | None) -> list[Provider]:
+    """The Vagrant providers of this host (plugins from `vagrant plugin list`, hypervisor tools)."""
+    plugins = parse_plugins(run_text(["vagrant", "plugin", "list"])) if vagrant else {}
+    return providers_from(
+        plugins,
+        virtualbox=_version(["VBoxManage", "--version"]) if shutil.which("VBoxManage") else None,
+        virsh=_version(["virsh", "--version"]) if shutil.which("virsh") else None,
+        vmrun=("present" if shutil.which("vmrun") else None),
+        prlctl=_version(["prlctl", "--version"]) if shutil.which("prlctl") else None,
+    )
+
+
 def gather_host(root: Path) -> HostFacts:
     """Facts for the lab checks (Vagrant, providers, virtualisation, resources)."""
     system = platform.system()
-    vagrant_out = _version(["vagrant", "--version"]) if tool_path("vagrant", root) else None
-    plugins = parse_plugins(run_text(["vagrant", "plugin", "list"])) if vagrant_out else {}
-    vbox = _version(["VBoxManage", "--version"]) if shutil.which("VBoxManage") else None
+    vagrant = vagrant_version(root)
     memory_mb, memory_kind = _memory(system)
     disk_where = Path(os.environ.get("VAGRANT_HOME", Path.home()))
     conf = VBOX_NETWORKS_CONF.read_text() if VBOX_NETWORKS_CONF.is_file() else None
@@ -165,14 +180,8 @@ def gather_host(root: Path) -> HostFacts:
         cpu_flags=_cpu_flags() if system == "Linux" else None,
         hv_support=run_text(["sysctl", "-n", "kern.hv_support"]) if system == "Darwin" else None,
         kvm_device=Path("/dev/kvm").exists() if system == "Linux" else None,
-        vagrant=vagrant_out.removeprefix("Vagrant ").strip() if vagrant_out else None,
-        providers=providers_from(
-            plugins,
-            virtualbox=vbox,
-            virsh=_version(["virsh", "--version"]) if shutil.which("virsh") else None,
-            vmrun=("present" if shutil.which("vmrun") else None),
-            prlctl=_version(["prlctl", "--version"]) if shutil.which("prlctl") else None,
-        ),
+        vagrant=vagrant,
+        providers=gather_providers(root, vagrant),
         vbox_networks_conf=conf,
     )
 

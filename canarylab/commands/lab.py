@@ -1,0 +1,192 @@
+"""`canarylab up | provision | status | down | destroy`: the Vagrant lab from one entry point.
+
+`up` runs `vagrant up --no-provision`, then playbooks/site.yml through
+ansible-runner (live progress, phase timings), prints how long each phase took
+and saves it to results/provision-<UTC timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from canarylab.doctor.labsize import load_lab_size
+from canarylab.errors import CanarylabError
+from canarylab.lab import provision, status, vagrant
+from canarylab.paths import project_root, results_dir, state_dir
+from canarylab.runner import PlaybookError, run_playbook
+
+SITE_PLAYBOOK = "playbooks/site.yml"
+LAB_INVENTORY = "inventory/vagrant.yml"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser(
+        "up",
+        help="create and provision the lab: vagrant up, then playbooks/site.yml with timings",
+        description="Start the lab VMs (`vagrant up --no-provision`), then provision them with "
+        f"{SITE_PLAYBOOK} through ansible-runner. Prints how long each phase took and saves it to "
+        "results/provision-<UTC timestamp>.json.",
+    )
+    up.add_argument(
+        "--provision",
+        action="store_true",
+        help="only provision (run the site playbook against the running VMs), skip `vagrant up`",
+    )
+    _progress_option(up)
+    up.set_defaults(func=_up)
+
+    prov = sub.add_parser(
+        "provision",
+        help="provision the running lab again (same as `canarylab up --provision`)",
+        description=f"Run {SITE_PLAYBOOK} against the running lab VMs, with timings.",
+    )
+    _progress_option(prov)
+    prov.set_defaults(func=_up, provision=True)
+
+    st = sub.add_parser(
+        "status",
+        help="show the lab: VMs, nodes, pods of the app, mesh and monitoring, URLs, Grafana password file",
+        description="Show the lab's VMs (vagrant status), its nodes and pods (kubectl through "
+        ".canarylab/kubeconfig), the URLs of Grafana, Prometheus and the app, and where the Grafana "
+        "admin password is kept. Exits non-zero when there is no running lab.",
+    )
+    st.set_defaults(func=_status)
+
+    down = sub.add_parser("down", help="stop the lab VMs (vagrant halt); `canarylab up` starts them again")
+    down.set_defaults(func=_down)
+
+    destroy = sub.add_parser(
+        "destroy",
+        help="delete the lab VMs (vagrant destroy -f) and the lab's stale kubeconfig/endpoints",
+        description="Delete the lab VMs for good. Asks for confirmation unless --yes is given.",
+    )
+    destroy.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    destroy.set_defaults(func=_destroy)
+
+
+def _progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="do not show Ansible's progress (the full output is always in the run's log file)",
+    )
+
+
+# --- up / provision -----------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace) -> int:
+    root = project_root()
+    lab = load_lab_size(root, os.environ)
+    started = provision.utc_now()
+    clock = time.monotonic()
+    record = provision.new_record(root, lab, started)
+    if not args.provision:
+        vagrant.require_vagrant()
+        vagrant.require_provider(root, lab)
+        print(f"canarylab: vagrant up --no-provision ({lab.describe()}, provider {lab.provider})", flush=True)
+        vagrant.run_checked(["up", "--no-provision"], root, "starting the VMs")
+        record.add_phase("vagrant up", time.monotonic() - clock, "vagrant")
+    inventory = root / LAB_INVENTORY
+    if not inventory.is_file():
+        raise CanarylabError(
+            f"{LAB_INVENTORY} is missing: the VMs were never brought up here",
+            "run `canarylab up` (it runs `vagrant up`, which writes the inventory)",
+        )
+    print(f"canarylab: provisioning with {SITE_PLAYBOOK}", flush=True)
+    result = run_playbook(
+        SITE_PLAYBOOK, inventory=inventory, label="site", show_progress=args.progress, check=False, root=root
+    )
+    record.add_playbook(result)
+    record.total_seconds = round(time.monotonic() - clock, 3)
+    path = provision.write_record(record, results_dir(root), started)
+    print("\nprovisioning phases:")
+    print(provision.render_phases(record))
+    print(f"saved {path.relative_to(root) if path.is_relative_to(root) else path}")
+    if not result.ok:
+        raise PlaybookError(result)
+    print("the lab is up: `canarylab status` shows its nodes, pods and URLs")
+    return 0
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    root = project_root()
+    machines = vagrant.machines(root)
+    created = [m for m in machines if m.created]
+    if not created:
+        raise CanarylabError("no lab here: Vagrant has no VMs for this project", "run `canarylab up`")
+    print("VMs (vagrant status):")
+    for m in machines:
+        print(f"  {m.name:<20} {m.state:<12} {m.provider}")
+    running = [m for m in machines if m.running]
+    code = 0 if len(running) == len(machines) else 1
+    if not running:
+        raise CanarylabError("the lab's VMs are not running", "run `canarylab up` to start them")
+
+    view = status.cluster_view(root)
+    if view is None:
+        print(f"\nno {state_dir(root) / status.KUBECONFIG}: the cluster was not provisioned yet")
+        print("  -> run `canarylab up --provision`")
+        code = 1
+    else:
+        for section in view.sections:
+            print(f"\n$ {section.title}")
+            print(section.text if section.text else "(nothing)")
+        if not view.reachable:
+            print(f"  -> the API server did not answer through {view.kubeconfig}; `canarylab up --provision`")
+            code = 1
+
+    ends = status.endpoints(root)
+    print(
+        "\nURLs:"
+        if ends.written_by_lab
+        else f"\nURLs (configured in {ends.source}; the lab has not confirmed them):"
+    )
+    for name, url in ends.urls.items():
+        print(f"  {name:<11} {url}")
+    if not ends.written_by_lab:
+        print(f"  ({state_dir(root) / status.ENDPOINTS} is written when provisioning finishes)")
+    password = state_dir(root) / status.GRAFANA_PASSWORD_FILE
+    where = "" if password.is_file() else " (not created yet: `canarylab up --provision` creates it)"
+    print(f"\nGrafana: user admin, password in {password}{where}")
+    return code
+
+
+# --- down / destroy ------------------------------------------------------------------------
+
+
+def _down(args: argparse.Namespace) -> int:
+    root = project_root()
+    vagrant.run_checked(["halt"], root, "stopping the VMs")
+    print("the lab is stopped: `canarylab up` starts it again")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise CanarylabError("refusing to destroy the lab without confirmation", "add --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def _destroy(args: argparse.Namespace) -> int:
+    root = project_root()
+    vagrant.require_vagrant()
+    if not args.yes and not _confirm("Delete all lab VMs for good?"):
+        print("nothing deleted")
+        return 1
+    vagrant.run_checked(["destroy", "-f"], root, "deleting the VMs")
+    for name in (status.KUBECONFIG, status.ENDPOINTS):
+        stale = state_dir(root) / name
+        if stale.is_file():
+            stale.unlink()
+            print(f"removed stale {stale}")
+    print("the lab is gone: `canarylab up` builds a new one")
+    return 0
