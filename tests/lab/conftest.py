@@ -1,0 +1,88 @@
+"""The live-lab suite: run it after `vagrant up` (make lab-test, or pytest tests/lab).
+
+It reads the inventory the Vagrantfile wrote (inventory/vagrant.yml, or the file
+named by CANARYLAB_LAB_INVENTORY, e.g. a copy of inventory/examples/servers.yml)
+and reaches the nodes through testinfra's Ansible backend.  Without that
+inventory every test is skipped, and the reason is printed (-ra)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = Path(os.environ.get("CANARYLAB_LAB_INVENTORY", ROOT / "inventory" / "vagrant.yml"))
+GROUP_VARS = ROOT / "inventory" / "group_vars" / "all"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.lab)
+    if not INVENTORY.exists():
+        skip = pytest.mark.skip(
+            reason=f"no lab inventory at {INVENTORY}: run `vagrant up` first (docs/lab.md)"
+        )
+        for item in items:
+            item.add_marker(skip)
+
+
+def _hosts(group: str) -> dict[str, dict[str, Any]]:
+    data = yaml.safe_load(INVENTORY.read_text())
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(name: str, node: dict[str, Any] | None, inside: bool) -> None:
+        node = node or {}
+        inside = inside or name == group
+        if inside:
+            found.update({h: v or {} for h, v in (node.get("hosts") or {}).items()})
+        for child, sub in (node.get("children") or {}).items():
+            walk(child, sub, inside)
+
+    walk("all", data["all"], False)
+    return found
+
+
+@pytest.fixture(scope="session")
+def nodes() -> dict[str, dict[str, Any]]:
+    return _hosts("k8s_cluster")
+
+
+@pytest.fixture(scope="session")
+def controller_name() -> str:
+    return next(iter(_hosts("controller")))
+
+
+@pytest.fixture(scope="session")
+def lab_vars() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for name in ("versions.yml", "network.yml"):
+        merged.update(yaml.safe_load((GROUP_VARS / name).read_text()))
+    return merged
+
+
+def node_ip(nodes: dict[str, dict[str, Any]], name: str) -> str:
+    return str(nodes[name].get("cluster_node_ip") or nodes[name]["ansible_host"])
+
+
+def testinfra_host(name: str) -> Any:
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}", sudo=True)
+
+
+@pytest.fixture(scope="session")
+def controller(controller_name: str) -> Any:
+    return testinfra_host(controller_name)
+
+
+@pytest.fixture(scope="session")
+def kubectl(controller: Any) -> Any:
+    def run(*args: str) -> Any:
+        out = controller.check_output("kubectl --kubeconfig /etc/kubernetes/admin.conf " + " ".join(args))
+        return json.loads(out) if "-o json" in " ".join(args) or "-ojson" in args else out
+
+    return run

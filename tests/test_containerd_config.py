@@ -1,0 +1,111 @@
+"""roles/containerd: the config.toml format follows the containerd that is installed.
+
+containerd 1.x reads config version 2, containerd 2.x reads version 3; the role
+reads `containerd --version` and renders templates/config.toml.j2 for it.  Both
+branches are rendered here and parsed as TOML."""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+
+ROLE = Path(__file__).resolve().parent.parent / "roles" / "containerd"
+SANDBOX = "registry.k8s.io/pause:3.10"
+
+
+def _filters() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "containerd_filters", ROLE / "filter_plugins" / "containerd.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FILTERS = _filters()
+
+
+def render(config_version: int, systemd_cgroup: bool = True) -> dict[str, Any]:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["bool"] = bool
+    text = env.from_string((ROLE / "templates" / "config.toml.j2").read_text()).render(
+        ansible_managed="Ansible managed",
+        containerd_config_version=config_version,
+        containerd_sandbox_image=SANDBOX,
+        containerd_systemd_cgroup=systemd_cgroup,
+    )
+    return tomllib.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("output", "version", "config_version"),
+    [
+        (
+            "containerd github.com/containerd/containerd/v2 v2.0.5 fb4c30d4ede3531652d86197bf3fc9515e5276d9",
+            "2.0.5",
+            3,
+        ),
+        (
+            "containerd github.com/containerd/containerd v1.7.27 05044ec0a9a75232cad458027ca83437aae3f4da",
+            "1.7.27",
+            2,
+        ),
+        ("containerd containerd.io 1.7.27 05044ec0a9a75232cad458027ca83437aae3f4da", "1.7.27", 2),
+        ("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1", "1.6.20", 2),
+        (
+            "containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7193e4e490e9fbdc236c0e811ccaba3376",
+            "2.1.4",
+            3,
+        ),
+    ],
+)
+def test_config_version_follows_the_installed_containerd(
+    output: str, version: str, config_version: int
+) -> None:
+    assert FILTERS.containerd_version(output) == version
+    assert FILTERS.containerd_config_version(output) == config_version
+
+
+def test_unparseable_version_output_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no containerd version"):
+        FILTERS.containerd_config_version("containerd: command not found")
+
+
+def test_filters_are_exported_to_ansible() -> None:
+    names = FILTERS.FilterModule().filters()
+    assert set(names) == {"canarylab_containerd_version", "canarylab_containerd_config_version"}
+
+
+def test_version_2_config_for_containerd_1x() -> None:
+    config = render(2)
+    assert config["version"] == 2
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["sandbox_image"] == SANDBOX
+    runc = cri["containerd"]["runtimes"]["runc"]
+    assert runc["runtime_type"] == "io.containerd.runc.v2"
+    assert runc["options"]["SystemdCgroup"] is True
+    assert not any(key.startswith("io.containerd.cri.v1") for key in config["plugins"])
+
+
+def test_version_3_config_for_containerd_2x() -> None:
+    config = render(3)
+    assert config["version"] == 3
+    plugins = config["plugins"]
+    assert plugins["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == SANDBOX
+    runc = plugins["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
+    assert runc["runtime_type"] == "io.containerd.runc.v2"
+    assert runc["options"]["SystemdCgroup"] is True
+    assert "io.containerd.grpc.v1.cri" not in plugins
+
+
+@pytest.mark.parametrize("config_version", [2, 3])
+def test_systemd_cgroup_can_be_turned_off(config_version: int) -> None:
+    text = str(render(config_version, systemd_cgroup=False))
+    assert "'SystemdCgroup': False" in text

@@ -1,0 +1,240 @@
+"""Static checks of everything Ansible, YAML and Vagrant in the repository.
+
+- `ansible-playbook --syntax-check` of every playbook in the repository (found by
+  content: a YAML list of plays), whoever wrote it;
+- ansible-lint at the `production` profile (.ansible-lint) and yamllint (.yamllint)
+  over the repository;
+- `vagrant validate` for the virtualbox and the libvirt provider, and the
+  inventory the Vagrantfile writes.
+VirtualBox cannot be installed on CI machines: a stand-in `VBoxManage` that only
+answers `--version` (7.0, the newest Vagrant 2.3 knows) lets Vagrant validate the virtualbox configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    ".cache",
+    "results",
+    "node_modules",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+}
+PLAY_KEYS = {"hosts", "import_playbook", "ansible.builtin.import_playbook"}
+
+pytestmark = pytest.mark.static
+
+
+def _yaml_files() -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not (Path(dirpath) / d).is_symlink()]
+        if "templates" in Path(dirpath).relative_to(ROOT).parts:
+            continue
+        found += [Path(dirpath) / f for f in filenames if f.endswith((".yml", ".yaml"))]
+    return sorted(found)
+
+
+def _is_playbook(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return False
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(play, dict) and PLAY_KEYS & play.keys() for play in data)
+    )
+
+
+PLAYBOOKS = [p.relative_to(ROOT) for p in _yaml_files() if _is_playbook(p)]
+
+
+def _run(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, cwd=cwd, env=env or _env(), capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+    }
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("VAGRANT_DEFAULT_PROVIDER", None)
+    return {**env, **extra}
+
+
+def test_the_lab_playbooks_are_found() -> None:
+    names = {str(p) for p in PLAYBOOKS}
+    assert {"playbooks/site.yml", "playbooks/cluster.yml"} <= names
+    if (ROOT / "experiment.yml").exists():
+        assert "experiment.yml" in names
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=str)
+def test_playbook_syntax(playbook: Path) -> None:
+    result = _run(
+        [str(BIN / "ansible-playbook"), "--syntax-check", "-i", "inventory/local.yml", str(playbook)]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint_production_profile() -> None:
+    result = _run([str(BIN / "ansible-lint"), "--profile", "production", "--offline", "--nocolor"])
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+
+
+def test_yamllint() -> None:
+    result = _run([str(BIN / "yamllint"), "--format", "parsable", "."])
+    errors = [line for line in result.stdout.splitlines() if "[error]" in line]
+    assert not errors, "\n".join(errors)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+# --- Vagrant -------------------------------------------------------------------
+
+
+def _vagrant() -> str:
+    found = shutil.which("vagrant")
+    if found is None:
+        pytest.fail("vagrant is missing: run `make setup` (apt: vagrant, vagrant-libvirt)")
+    return found
+
+
+@pytest.fixture
+def vbox_stub(tmp_path: Path) -> Path:
+    stub = tmp_path / "stub-bin"
+    stub.mkdir()
+    (stub / "VBoxManage").write_text("#!/bin/sh\necho 7.0.20r163906\n")
+    (stub / "VBoxManage").chmod(0o755)
+    return stub
+
+
+def _validate(provider: str, vbox_stub: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = _env(VAGRANT_DEFAULT_PROVIDER=provider)
+    env["PATH"] = f"{vbox_stub}{os.pathsep}{env['PATH']}"
+    return _run([_vagrant(), "validate"], env=env, cwd=cwd)
+
+
+@pytest.mark.parametrize("provider", ["virtualbox", "libvirt"])
+def test_vagrant_validate(provider: str, vbox_stub: Path) -> None:
+    result = _validate(provider, vbox_stub)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "validated successfully" in result.stdout
+
+
+@pytest.mark.parametrize("provider", ["virtualbox", "libvirt"])
+def test_vagrant_validate_rejects_a_broken_provider_block(
+    provider: str, vbox_stub: Path, tmp_path: Path
+) -> None:
+    """The validation above really checks the provider configuration."""
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    shutil.copy(ROOT / "lab.yml", lab)
+    text = (ROOT / "Vagrantfile").read_text()
+    var = {"virtualbox": "vb", "libvirt": "lv"}[provider]
+    broken = text.replace(
+        f'{var}.cpus = m["cpus"]', f'{var}.cpus = m["cpus"]\n        {var}.no_such_option = 1'
+    )
+    assert broken != text
+    (lab / "Vagrantfile").write_text(broken)
+    result = _validate(provider, vbox_stub, cwd=lab)
+    assert result.returncode != 0
+    assert "no_such_option" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 10])
+def test_vagrant_refuses_a_bad_worker_count(workers: int, vbox_stub: Path) -> None:
+    env = _env(CANARYLAB_WORKERS=str(workers))
+    env["PATH"] = f"{vbox_stub}{os.pathsep}{env['PATH']}"
+    result = _run([_vagrant(), "validate"], env=env)
+    assert result.returncode != 0
+    assert "workers must be 1 - 9" in result.stdout + result.stderr
+
+
+def test_vagrant_says_what_is_missing_without_ansible(vbox_stub: Path, tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    shutil.copy(ROOT / "lab.yml", lab)
+    shutil.copy(ROOT / "Vagrantfile", lab)
+    env = _env()
+    env["PATH"] = os.pathsep.join([str(vbox_stub), "/usr/bin", "/bin"])
+    result = _run([_vagrant(), "provision"], env=env, cwd=lab)
+    assert result.returncode != 0
+    assert "ansible-playbook is neither on PATH nor in" in result.stdout + result.stderr
+
+
+RUBY_LOAD = """
+module Vagrant
+  def self.configure(_version); end
+  module Errors; class VagrantError < StandardError; end; end
+end
+ARGV.replace(["status"])
+load "Vagrantfile"
+write_inventory(ENV.fetch("PROVIDER"))
+"""
+
+
+def _generated_inventory(tmp_path: Path, provider: str, workers: int) -> Path:
+    ruby = shutil.which("ruby")
+    if ruby is None:
+        pytest.fail("ruby is missing (it comes with vagrant): run `make setup`")
+    out = tmp_path / "vagrant.yml"
+    env = _env(CANARYLAB_INVENTORY=str(out), CANARYLAB_WORKERS=str(workers), PROVIDER=provider)
+    result = _run([ruby, "-e", RUBY_LOAD], env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_vagrant_inventory_matches_the_machines(tmp_path: Path) -> None:
+    inventory = _generated_inventory(tmp_path, "libvirt", workers=3)
+    result = _run([str(BIN / "ansible-inventory"), "-i", str(inventory), "--list"])
+    assert result.returncode == 0, result.stderr
+    data = yaml.safe_load(result.stdout)
+    assert data["controller"]["hosts"] == ["cl-controller"]
+    assert data["workers"]["hosts"] == ["cl-worker-1", "cl-worker-2", "cl-worker-3"]
+    assert set(data["k8s_cluster"]["children"]) == {"controller", "workers"}
+    assert data["canarylab_load"]["hosts"] == ["localhost"]
+    hostvars = data["_meta"]["hostvars"]
+    for i, name in enumerate(["cl-controller", "cl-worker-1", "cl-worker-2", "cl-worker-3"]):
+        assert hostvars[name]["ansible_host"] == f"192.168.56.{10 + i}"
+        assert hostvars[name]["cluster_node_ip"] == f"192.168.56.{10 + i}"
+        assert hostvars[name]["ansible_user"] == "vagrant"
+        key = hostvars[name]["ansible_ssh_private_key_file"]
+        assert key == str(ROOT / ".vagrant" / "machines" / name / "libvirt" / "private_key")
+        assert hostvars[name]["canarylab_target"] == "lab"
+    assert hostvars["localhost"]["ansible_connection"] == "local"
+
+
+def test_site_playbook_targets_every_vagrant_machine(tmp_path: Path) -> None:
+    inventory = _generated_inventory(tmp_path, "virtualbox", workers=2)
+    result = _run([str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/site.yml", "--list-hosts"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("cl-controller", "cl-worker-1", "cl-worker-2"):
+        assert name in result.stdout
+
+
+def test_example_server_inventory_gets_the_group_vars() -> None:
+    inventory = ROOT / "inventory" / "examples" / "servers.yml"
+    result = _run([str(BIN / "ansible-inventory"), "-i", str(inventory), "--host", "k8s-worker-1"])
+    assert result.returncode == 0, result.stderr
+    hostvars = yaml.safe_load(result.stdout)
+    assert hostvars["kubernetes_version"].startswith("1.32.")
+    assert hostvars["cluster_node_ip"] == "10.0.10.11"
