@@ -33,6 +33,14 @@ def _metric(base: str, name: str, **labels: str) -> float:
     raise AssertionError(f"{name}{labels} not in /metrics")
 
 
+def _chunked_oversized_body() -> Iterator[bytes]:
+    """A body without Content-Length (chunked): the limit must hold while reading it."""
+    yield b'{"review": "'
+    for _ in range(MAX_BODY_BYTES // 1000 + 10):
+        yield b"a" * 1000
+    yield b'"}'
+
+
 def test_every_endpoint_over_http(start_server: StartServer, port: int) -> None:
     _, base = start_server(
         port,
@@ -61,19 +69,16 @@ def test_every_endpoint_over_http(start_server: StartServer, port: int) -> None:
         assert http.get(base + contract.READY_PATH, timeout=10).json()["status"] == "ready"
 
         predict = base + contract.PREDICT_PATH
+        as_json, as_text = {"Content-Type": "application/json"}, {"Content-Type": "text/plain"}
         bad = [
-            (http.post(predict, data="{oops", headers={"Content-Type": "application/json"}, timeout=10), 400),
-            (
-                http.post(
-                    predict, data='{"review": "x"}', headers={"Content-Type": "text/plain"}, timeout=10
-                ),
-                415,
-            ),
+            (http.post(predict, data="{oops", headers=as_json, timeout=10), 400),
+            (http.post(predict, data='{"review": "x"}', headers=as_text, timeout=10), 415),
             (http.post(predict, json={}, timeout=10), 400),
             (http.post(predict, json={"review": 42}, timeout=10), 400),
             (http.post(predict, json={"review": "   "}, timeout=10), 400),
             (http.post(predict, json={"review": "a" * (MAX_REVIEW_CHARS + 1)}, timeout=10), 400),
             (http.post(predict, json={"review": "a" * (MAX_BODY_BYTES + 1000)}, timeout=10), 413),
+            (http.post(predict, data=_chunked_oversized_body(), headers=as_json, timeout=10), 413),
             (http.get(base + "/no/such/route", timeout=10), 404),
             (http.get(predict, timeout=10), 405),
             (http.put(base + contract.VERSION_PATH, timeout=10), 405),
@@ -87,7 +92,7 @@ def test_every_endpoint_over_http(start_server: StartServer, port: int) -> None:
     labels = {contract.LABEL_VARIANT: contract.CANARY}
     assert _metric(base, contract.MODEL_REQUESTS_TOTAL, outcome=contract.OUTCOME_OK, **labels) == 1
     # Every bad /predict above; the 404 and the PUT /version are not /predict requests.
-    assert _metric(base, contract.MODEL_REQUESTS_TOTAL, outcome=contract.OUTCOME_CLIENT_ERROR, **labels) == 8
+    assert _metric(base, contract.MODEL_REQUESTS_TOTAL, outcome=contract.OUTCOME_CLIENT_ERROR, **labels) == 9
     assert _metric(base, contract.MODEL_PROCESSING_SECONDS + "_count", **labels) == 1
     assert _metric(base, contract.MODEL_THREADS, **labels) == 16
     assert _metric(base, contract.MODEL_SIMULATED_LATENCY_SECONDS, **labels) == pytest.approx(0.005)
