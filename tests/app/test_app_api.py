@@ -165,6 +165,14 @@ def test_bad_input_is_400_json_and_never_forwarded(
     assert response_count(client) == 0
 
 
+def test_body_that_is_not_declared_json_is_415(client: FlaskClient, fake_model: FakeModelService) -> None:
+    resp = client.post(API, data='{"review": "fine"}', content_type="text/plain")
+    assert resp.status_code == 415
+    assert "Content-Type: application/json" in resp.get_json()["message"]
+    assert fake_model.requests == []
+    assert requests_total(client, contract.OUTCOME_CLIENT_ERROR) == 1
+
+
 def test_oversized_body_is_413_json(client: FlaskClient, fake_model: FakeModelService) -> None:
     body = json.dumps({"review": "a" * (MAX_BODY_BYTES + 10)})
     resp = client.post(API, data=body, content_type="application/json")

@@ -14,7 +14,7 @@ import requests
 from app_fakes import FakeModelService, console_script
 
 import canarylab_contract as contract
-from canarylab.procs import ManagedProcess, ProcessGroup, wait_http_ok
+from canarylab.procs import ManagedProcess, ProcessGroup, free_port, wait_http_ok
 
 pytestmark = pytest.mark.integration
 StartApp = Callable[..., tuple[ManagedProcess, str]]
@@ -122,3 +122,63 @@ def test_sigterm_stops_the_app_cleanly(start_app: StartApp, fake_model: FakeMode
     proc, _ = start_app(fake_model.url)
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.popen.wait(timeout=30) == 0
+
+
+def test_app_against_the_real_model_service(
+    procs: ProcessGroup, tmp_path: Path, trained_model_dir: Path, start_app: StartApp
+) -> None:
+    model_port = free_port()
+    model = procs.start(
+        "model-service",
+        [console_script("model-service"), "serve"],
+        tmp_path / "model-service.log",
+        env={
+            "MODEL_SERVICE_MODEL_DIR": str(trained_model_dir),
+            "MODEL_SERVICE_HOST": "127.0.0.1",
+            "MODEL_SERVICE_PORT": str(model_port),
+            "MODEL_SERVICE_VARIANT": contract.CANARY,
+            "MODEL_SERVICE_THREADS": "2",
+        },
+    )
+    model_url = f"http://127.0.0.1:{model_port}"
+    wait_http_ok(model_url + contract.READY_PATH, timeout=60, process=model)
+    _, url = start_app(model_url)
+
+    examples = (("Wonderful food, friendly staff.", "positive"), ("Awful, cold and rude.", "negative"))
+    for review, expected in examples:
+        resp = requests.post(
+            url + contract.APP_API_PATH,
+            json={"review": review},
+            headers={contract.VARIANT_HEADER: contract.CANARY},
+            timeout=30,
+        )
+        assert resp.status_code == 200, resp.text
+        answer = resp.json()
+        assert set(answer) == {"sentiment", "confidence", "variant", "model_version"}
+        assert answer["sentiment"] == expected
+        assert answer["variant"] == contract.CANARY
+        assert resp.headers[contract.VARIANT_HEADER] == contract.CANARY
+    assert requests.get(url + contract.READY_PATH, timeout=5).status_code == 200
+
+    # The app rejects what the model-service rejects, with the same status, before forwarding.
+    for bad in ({"review": "x" * 5001}, {"review": ""}, {"review": 3}, {"text": "x"}, ["x"]):
+        direct = requests.post(model_url + contract.PREDICT_PATH, json=bad, timeout=30)
+        via_app = requests.post(url + contract.APP_API_PATH, json=bad, timeout=30)
+        assert via_app.status_code == direct.status_code, (bad, direct.text, via_app.text)
+    oversized = b'{"review": "' + b"x" * (64 * 1024) + b'"}'
+    for body, content_type, status in (
+        (oversized, "application/json", 413),
+        (b'{"review": "x"}', "text/plain", 415),
+    ):
+        headers = {"Content-Type": content_type}
+        direct = requests.post(model_url + contract.PREDICT_PATH, data=body, headers=headers, timeout=30)
+        via_app = requests.post(url + contract.APP_API_PATH, data=body, headers=headers, timeout=30)
+        assert via_app.status_code == direct.status_code == status
+
+    model.stop()
+    down = requests.post(url + contract.APP_API_PATH, json={"review": "still there?"}, timeout=30)
+    assert down.status_code == 503
+    metrics = requests.get(url + contract.METRICS_PATH, timeout=5).text
+    assert f'{contract.APP_MODEL_RESPONSE_SECONDS}_count{{variant="{contract.CANARY}"}} 3.0' in metrics
+    unavailable = f'{contract.APP_MODEL_ERRORS_TOTAL}{{reason="unavailable",variant="{contract.CANARY}"}} 1.0'
+    assert unavailable in metrics

@@ -107,6 +107,10 @@ def _add_routes(app: Flask, state: AppState) -> None:
 
 
 def _answer_review(state: AppState) -> Response:
+    if not request.is_json:
+        return error_response(
+            415, "unsupported_media_type", "send the review as JSON with Content-Type: application/json"
+        )
     try:
         review = parse_review(request.get_data(cache=False))
     except RequestEntityTooLarge:
