@@ -28,7 +28,7 @@ from canarylab.grafana import GrafanaClient, find_credentials
 URL_ENV = "CANARYLAB_GRAFANA_URL"
 #: Event kinds that become annotations.
 ANNOTATED_KINDS: tuple[str, ...] = (LOAD_START, LOAD_END)
-_PHASE = {LOAD_START: "start", LOAD_END: "end"}
+_BOUNDARY = {LOAD_START: "start", LOAD_END: "end"}
 
 
 class Annotations(Protocol):
@@ -50,7 +50,10 @@ def annotation_for(event: Event, run: str, extra_tags: Sequence[str] = ()) -> An
     """The annotation for ``event``, or None if the event is not a load phase boundary."""
     if event.kind not in ANNOTATED_KINDS:
         return None
-    tags = [TAG, f"run:{run}", f"phase:{_PHASE[event.kind]}", *extra_tags]
+    tags = [TAG, f"run:{run}", f"load:{_BOUNDARY[event.kind]}", *extra_tags]
+    phase = event.data.get("phase")
+    if phase:
+        tags.append(f"phase:{phase}")
     if event.variant:
         tags.append(f"variant:{event.variant}")
     if event.repetition is not None:

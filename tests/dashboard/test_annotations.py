@@ -20,7 +20,14 @@ from canarylab.grafana import GrafanaClient, find_credentials
 def _load_events(bus: EventBus) -> None:
     bus.emit(events.SETUP, "starting the local target")
     for variant in c.VARIANTS:
-        bus.emit(events.LOAD_START, f"load {variant} 50 req/s", repetition=1, variant=variant, time=1000.5)
+        bus.emit(
+            events.LOAD_START,
+            f"load {variant} 50 req/s",
+            repetition=1,
+            variant=variant,
+            time=1000.5,
+            data={"phase": "repetition 1"},
+        )
         bus.emit(events.PROGRESS, "load", data={"elapsed": 1})
         bus.emit(events.LOAD_END, f"load {variant} done", repetition=1, variant=variant, time=1030.25)
     bus.emit(events.DONE, "PASS")
@@ -40,11 +47,12 @@ def test_each_load_phase_start_and_end_is_posted(fake_grafana: FakeGrafana, stat
     assert set(first["tags"]) == {
         TAG,
         "run:threads-4-vs-16-20261128T1700",
-        "phase:start",
+        "load:start",
+        "phase:repetition 1",
         f"variant:{c.STABLE}",
         "repetition:1",
     }
-    assert "phase:end" in posted[1]["tags"]
+    assert "load:end" in posted[1]["tags"]
     assert annotator.posted == [1, 2, 3, 4]
 
 
