@@ -80,13 +80,13 @@ def check_providers(providers: Iterable[Provider], wanted: str | None = None) ->
             f"set `provider: {usable[0]}` in lab.yml (or CANARYLAB_PROVIDER={usable[0]})"
             + (f", or {fixes}" if fixes else f", or install {wanted}"),
         )
+    what = f"the lab's provider {wanted} is not usable" if wanted else "no usable Vagrant provider"
     if found:
-        what = f"the lab's provider {wanted} is not usable" if wanted else "no usable Vagrant provider"
         return Check("provider", FAIL, f"{what}; found: {listed}", fixes or PROVIDER_INSTALL)
     return Check(
         "provider",
         FAIL,
-        "no Vagrant provider (virtualbox, libvirt, vmware_desktop, parallels)",
+        f"{what}; found none of virtualbox, libvirt, vmware_desktop, parallels",
         PROVIDER_INSTALL,
     )
 
