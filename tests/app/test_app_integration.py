@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -182,3 +182,20 @@ def test_app_against_the_real_model_service(
     assert f'{contract.APP_MODEL_RESPONSE_SECONDS}_count{{variant="{contract.CANARY}"}} 3.0' in metrics
     unavailable = f'{contract.APP_MODEL_ERRORS_TOTAL}{{reason="unavailable",variant="{contract.CANARY}"}} 1.0'
     assert unavailable in metrics
+
+
+def test_chunked_oversized_body_is_413(start_app: StartApp, fake_model: FakeModelService) -> None:
+    _, url = start_app(fake_model.url)
+
+    def body() -> Iterator[bytes]:
+        yield b'{"review": "'
+        for _ in range(80):
+            yield b"x" * 1024
+        yield b'"}'
+
+    resp = requests.post(
+        url + contract.APP_API_PATH, data=body(), headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert resp.status_code == 413
+    assert resp.json()["error"] == "payload_too_large"
+    assert fake_model.requests == []
