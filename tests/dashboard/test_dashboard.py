@@ -12,7 +12,16 @@ import canarylab_contract as c
 from canarylab import queries, rules
 from canarylab.cli import main
 from canarylab.dashboard import files, validate
-from canarylab.dashboard.build import INTERVAL_VAR, NAMESPACE_VAR, SELECTOR, UID, WINDOW, build
+from canarylab.dashboard.build import (
+    INTERVAL_VAR,
+    NAMESPACE_VAR,
+    SEED_QUANTILES,
+    SELECTOR,
+    UID,
+    WINDOW,
+    build,
+    rows,
+)
 from canarylab.dashboard.panels import DATASOURCE_VAR, SCHEMA_VERSION
 from canarylab.dashboard.promql import panel_queries
 
@@ -141,3 +150,19 @@ def test_queries_command_substitutes_every_variable(capsys: pytest.CaptureFixtur
     assert "$" not in out
     assert "[30s]" in out
     assert 'namespace=~".*"' in out
+
+
+def test_report_plots_and_dashboard_draw_the_same_queries() -> None:
+    """The experiment report's latency-over-time plots (D's engine) and the dashboard's seed graph
+    render the same query templates; only the window and the selector differ."""
+    from canarylab.experiment import collect, plots  # noqa: PLC0415 - D's engine, imported for this check
+
+    plotted = [queries.app_response_quantile(p) for p in plots.PLOTTED]
+    collected = {q.key: q for q in collect.RANGE_QUERIES}
+    drawn = {t.query.key: t.query for row in rows() for spec in row.panels for t in spec.panel.targets}
+    seed = [queries.app_response_quantile(q) for q in SEED_QUANTILES]
+    assert [q.key for q in plotted] == [q.key for q in seed]
+    for query in seed:
+        assert collected[query.key] == query == drawn[query.key]
+    for query in (queries.PROCESSING_MAX, queries.REQUEST_RATE, queries.IN_FLIGHT, queries.QUEUE_DEPTH):
+        assert collected[query.key] == drawn[query.key]
