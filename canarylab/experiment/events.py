@@ -33,6 +33,7 @@ LOAD_END = "load_end"
 PROGRESS = "progress"
 COLLECT = "collect"
 ANALYSE = "analyse"
+VERDICT = "verdict"  #: the verdict is known (report and plots follow)
 REPORT = "report"
 DONE = "done"
 ERROR = "error"

@@ -21,15 +21,21 @@ configured duration: that is :attr:`LoadResult.achieved_rps`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import shutil
+import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import canarylab_contract as c
 from canarylab.errors import CanarylabError
 from canarylab.experiment.spec import format_duration
+from canarylab.procs import ManagedProcess, ProcessGroup, _die_with_parent
 
 #: Substrings of bombardier error descriptions that mean "nobody answered on that port".
 _UNREACHABLE = (
@@ -208,3 +214,68 @@ def parse_bombardier(text: str) -> LoadResult:
         percentiles={str(k): float(v) * us for k, v in (latency.get("percentiles") or {}).items()},
         rps_mean=float((res.get("rps") or {}).get("mean", math.nan)),
     )
+
+
+@dataclass
+class RunningLoad:
+    """A bombardier process writing its JSON to ``out_path``."""
+
+    variant: str
+    argv: list[str]
+    out_path: Path
+    err_path: Path
+    process: ManagedProcess
+    started: float
+
+    def done(self) -> bool:
+        return not self.process.running()
+
+    def result(self) -> LoadResult:
+        code = self.process.popen.returncode
+        text = self.out_path.read_text() if self.out_path.exists() else ""
+        if code != 0 or not text.strip():
+            err = self.err_path.read_text(errors="replace").strip()[-800:] if self.err_path.exists() else ""
+            raise CanarylabError(
+                f"bombardier for {self.variant} exited with code {code}: {err or text[:300] or 'no output'}",
+                f"the command: {' '.join(self.argv)}",
+            )
+        return parse_bombardier(text)
+
+
+def start_load(group: ProcessGroup, variant: str, argv: list[str], out_path: Path) -> RunningLoad:
+    """Start bombardier in its own session (stopped with ``group``), stdout to ``out_path``."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    err_path = out_path.with_suffix(".stderr.txt")
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        try:
+            popen = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+            )
+        except FileNotFoundError as e:
+            raise CanarylabError(f"bombardier not found: {argv[0]}", "install it: the bombardier role") from e
+    proc = ManagedProcess(name=f"bombardier-{variant}", argv=argv, log_path=err_path, popen=popen)
+    group.processes.append(proc)
+    return RunningLoad(variant, argv, out_path, err_path, proc, time.time())
+
+
+def bombardier_version(binary: str) -> str:
+    """bombardier's module version from the Go build info (its --version says 'unspecified')."""
+    go = shutil.which("go")
+    if go:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [go, "version", "-m", binary], capture_output=True, text=True, timeout=20, check=False
+            )
+            for line in out.stdout.splitlines():
+                parts = line.split()
+                if len(parts) >= 3 and parts[0] == "mod":
+                    return f"{parts[1]} {parts[2]}"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20, check=False)
+        return (out.stdout or out.stderr).strip() or "unknown"
+    return "unknown"

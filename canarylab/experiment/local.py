@@ -182,6 +182,7 @@ class LocalTarget:
         self._env_used: dict[str, dict[str, str]] = {}
         self._argv: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        self._versions_thread: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -203,6 +204,11 @@ class LocalTarget:
         self.stop()
 
     def stop(self) -> None:
+        """SIGTERM to every process at once (they shut down in parallel), then the group's stop."""
+        for proc in self.group.processes:
+            if proc.running():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         self.group.__exit__(None, None, None)
 
     @contextlib.contextmanager
@@ -307,7 +313,8 @@ class LocalTarget:
                 url=f"http://127.0.0.1:{self.ports[f'app-{name}']}{c.APP_API_PATH}",
                 headers={c.VARIANT_HEADER: name},
             )
-        self.versions = self._versions(prometheus)
+        self._versions_thread = threading.Thread(target=self._fill_versions, args=(prometheus,), daemon=True)
+        self._versions_thread.start()
 
     def scrape_targets(self) -> list[ScrapeTarget]:
         out: list[ScrapeTarget] = []
@@ -352,6 +359,10 @@ class LocalTarget:
             config.write_text(text)
             os.kill(reload_proc.pid, signal.SIGHUP)  # reload the config
 
+    def _fill_versions(self, prometheus: str) -> None:
+        """Tool versions for the results, found in the background while the load runs."""
+        self.versions = self._versions(prometheus)
+
     def _versions(self, prometheus: str) -> dict[str, str]:
         versions = {
             "python": sys.version.split()[0],
@@ -389,6 +400,8 @@ class LocalTarget:
 
     def describe(self) -> dict[str, Any]:
         """Everything about this target worth recording in the results."""
+        if self._versions_thread is not None:
+            self._versions_thread.join(30)
         return {
             "kind": self.kind,
             "ports": dict(self.ports),

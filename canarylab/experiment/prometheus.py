@@ -236,6 +236,28 @@ class PrometheusClient:
         raise CanarylabError(f"Prometheus targets not up after {timeout:.0f}s: {down}")
 
 
+def wait_scraped_after(
+    client: PrometheusClient, matchers: str, after: float, timeout: float, poll: float = 0.1
+) -> float:
+    """Wait until every target matching ``matchers`` has a scrape that *started* after ``after``.
+
+    Samples carry their scrape's start time, so such a scrape holds everything
+    that completed before ``after``.  Returns the time it was seen; gives up
+    quietly after ``timeout``.
+    """
+    expr = f"min(timestamp(up{{{matchers}}}))"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            samples = client.query(expr)
+        except PrometheusError:
+            samples = []
+        if samples and samples[0].value > after:
+            return time.time()
+        time.sleep(poll)
+    return time.time()
+
+
 def by_label(samples: Sequence[Sample], label: str = c.LABEL_VARIANT) -> dict[str, float]:
     """``{variant: value}`` of an instant query result."""
     return {s.labels.get(label, ""): s.value for s in samples}

@@ -1,0 +1,203 @@
+"""Collection: what Prometheus says about one repetition's window, as plain data.
+
+Every query comes from :mod:`canarylab.queries` (the dashboard renders the same
+templates).  For each repetition window [start, end]:
+
+- over the whole window (instant queries at ``end``, range = the window):
+  p50/p90/p95/p99 of the app's response time and of the processing time per
+  variant, the exact processing maximum, request rate, error ratio, counter
+  resets (restarts) and scrape success;
+- over time (range queries, 1 s step, 5 s rate window): the same quantiles,
+  request rate, exact processing max, queue depth and in-flight requests, for
+  the plots;
+- the cumulative bucket counters at ``start`` and at ``end``: their difference
+  is the request-level latency distribution of the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import canarylab_contract as c
+from canarylab import queries as q
+from canarylab.experiment.prometheus import PrometheusClient, Sample, by_label
+from canarylab.experiment.stats import Histogram
+
+#: Rate window of the over-time queries: at least 4 scrapes at 1 s.
+RANGE_WINDOW = "5s"
+RANGE_STEP = 1.0
+
+WINDOW_QUERIES: tuple[q.Query, ...] = (
+    *(q.app_response_quantile(p) for p in q.PERCENTILES),
+    *(q.processing_quantile(p) for p in q.PERCENTILES),
+    q.PROCESSING_MAX,
+    q.REQUEST_RATE,
+    q.ERROR_RATIO,
+    q.APP_COUNTER_RESETS,
+    q.MODEL_COUNTER_RESETS,
+)
+RANGE_QUERIES: tuple[q.Query, ...] = (
+    *(q.app_response_quantile(p) for p in q.PERCENTILES),
+    q.PROCESSING_MAX,
+    q.REQUEST_RATE,
+    q.QUEUE_DEPTH,
+    q.IN_FLIGHT,
+)
+HISTOGRAMS: dict[str, q.Query] = {"app_response": q.APP_RESPONSE_BUCKETS, "processing": q.PROCESSING_BUCKETS}
+
+
+def window_range(start: float, end: float) -> str:
+    """A PromQL range covering [start, end], whole seconds, at least 1 s."""
+    return f"{max(1, math.ceil(end - start))}s"
+
+
+def histograms_from_counters(
+    before: list[Sample], after: list[Sample], label: str = c.LABEL_VARIANT
+) -> tuple[dict[str, Histogram], list[str]]:
+    """Per-variant histograms of the increase between two bucket-counter snapshots.
+
+    A bucket that went down means the counters restarted: that is reported
+    (second value) and the "after" counts alone are used for that variant.
+    """
+
+    def table(samples: list[Sample]) -> dict[str, dict[float, float]]:
+        out: dict[str, dict[float, float]] = {}
+        for s in samples:
+            le = s.labels.get("le")
+            if le is None:
+                continue
+            out.setdefault(s.labels.get(label, ""), {})[float(le)] = s.value
+        return out
+
+    t0, t1 = table(before), table(after)
+    hists: dict[str, Histogram] = {}
+    resets: list[str] = []
+    for variant, end_counts in t1.items():
+        start_counts = t0.get(variant, {})
+        diff = {le: n - start_counts.get(le, 0.0) for le, n in end_counts.items()}
+        if any(d < 0 for d in diff.values()):
+            resets.append(variant)
+            diff = dict(end_counts)
+        hists[variant] = Histogram.from_cumulative({le: max(0.0, d) for le, d in diff.items()})
+    return hists, resets
+
+
+@dataclass
+class RepetitionCollection:
+    """What Prometheus said about one repetition (plain data, JSON-able via to_dict)."""
+
+    repetition: int
+    start: float
+    end: float
+    window: str
+    #: query key -> {variant: value} over the whole window
+    window_values: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: query key -> {variant: [(t, v), ...]}
+    series: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict)
+    #: "app_response"/"processing" -> {variant: Histogram}
+    histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
+    #: job -> share of successful scrapes
+    scrape_success: dict[str, float] = field(default_factory=dict)
+    #: variant -> restart evidence found in Prometheus
+    restarts: dict[str, list[str]] = field(default_factory=dict)
+    queries: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repetition": self.repetition,
+            "start": self.start,
+            "end": self.end,
+            "window": self.window,
+            "window_values": {k: {v: _num(x) for v, x in d.items()} for k, d in self.window_values.items()},
+            "series": {
+                k: {v: [[t, _num(x)] for t, x in pts] for v, pts in d.items()} for k, d in self.series.items()
+            },
+            "histograms": {
+                k: {
+                    v: {"bounds": [_num(b) for b in h.bounds], "counts": list(h.counts)} for v, h in d.items()
+                }
+                for k, d in self.histograms.items()
+            },
+            "scrape_success": self.scrape_success,
+            "restarts": self.restarts,
+            "queries": self.queries,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RepetitionCollection:
+        def num(x: Any) -> float:
+            return math.nan if x is None else float(x)
+
+        def bound(x: Any) -> float:
+            return math.inf if x is None or x == "+Inf" else float(x)
+
+        return cls(
+            repetition=int(data["repetition"]),
+            start=float(data["start"]),
+            end=float(data["end"]),
+            window=str(data["window"]),
+            window_values={
+                k: {v: num(x) for v, x in d.items()} for k, d in (data.get("window_values") or {}).items()
+            },
+            series={
+                k: {v: [(float(t), num(x)) for t, x in pts] for v, pts in d.items()}
+                for k, d in (data.get("series") or {}).items()
+            },
+            histograms={
+                k: {
+                    v: Histogram(tuple(bound(b) for b in h["bounds"]), tuple(float(n) for n in h["counts"]))
+                    for v, h in d.items()
+                }
+                for k, d in (data.get("histograms") or {}).items()
+            },
+            scrape_success={k: float(v) for k, v in (data.get("scrape_success") or {}).items()},
+            restarts={k: list(v) for k, v in (data.get("restarts") or {}).items()},
+            queries=dict(data.get("queries") or {}),
+        )
+
+
+def _num(x: float) -> float | str | None:
+    if x is None or math.isnan(x):
+        return None
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return x
+
+
+def collect_repetition(
+    client: PrometheusClient, repetition: int, start: float, end: float, selector: str = ""
+) -> RepetitionCollection:
+    """Query everything about [start, end]; ``end`` must be at least one scrape after the load ended."""
+    window = window_range(start, end)
+    out = RepetitionCollection(repetition=repetition, start=start, end=end, window=window)
+    for query in WINDOW_QUERIES:
+        expr = query.render(window, selector)
+        out.queries[f"window:{query.key}"] = expr
+        out.window_values[query.key] = by_label(
+            client.query(expr, at=end, key=f"rep{repetition}:{query.key}")
+        )
+    for query in RANGE_QUERIES:
+        expr = query.render(RANGE_WINDOW, selector)
+        out.queries[f"range:{query.key}"] = expr
+        series = client.query_range(expr, start, end, RANGE_STEP, key=f"rep{repetition}:range:{query.key}")
+        out.series[query.key] = {s.labels.get(c.LABEL_VARIANT, ""): s.points for s in series}
+    for name, query in HISTOGRAMS.items():
+        expr = query.render(window, selector)
+        out.queries[f"buckets:{name}"] = expr
+        before = client.query(expr, at=start, key=f"rep{repetition}:{query.key}:start")
+        after = client.query(expr, at=end, key=f"rep{repetition}:{query.key}:end")
+        hists, resets = histograms_from_counters(before, after)
+        out.histograms[name] = hists
+        for variant in resets:
+            out.restarts.setdefault(variant, []).append(f"{name} bucket counters went down (a restart)")
+    scrape = q.SCRAPE_SUCCESS.render(window, selector)
+    out.queries["window:scrape_success"] = scrape
+    out.scrape_success = by_label(client.query(scrape, at=end, key=f"rep{repetition}:scrape_success"), "job")
+    for key, what in ((q.APP_COUNTER_RESETS.key, "app"), (q.MODEL_COUNTER_RESETS.key, "model-service")):
+        for variant, n in out.window_values.get(key, {}).items():
+            if n and n > 0:
+                out.restarts.setdefault(variant, []).append(f"{what} counters reset {n:g} times (a restart)")
+    return out

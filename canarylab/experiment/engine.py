@@ -1,0 +1,567 @@
+"""Orchestration: one experiment run, from the spec to summary.json, report.md and plots.
+
+``run_experiment`` is the only implementation; ``python -m canarylab.experiment``
+calls it, ``experiment.yml`` runs that module, and ``canarylab experiment run``
+runs ``experiment.yml``.
+
+Order: set up the target (local: start and await everything) -> calibrate
+(optional) -> warm up -> repetitions (both variants loaded at the same time) ->
+collect each repetition from Prometheus -> stop the target -> analyse ->
+write the results and report.  Every process started is stopped on the way
+out, also on an error, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+import canarylab_contract as c
+from canarylab import queries as q
+from canarylab.errors import CanarylabError
+from canarylab.experiment import VERDICT_EXIT_CODES
+from canarylab.experiment import events as ev
+from canarylab.experiment import results as res
+from canarylab.experiment.analysis import analyse
+from canarylab.experiment.collect import RepetitionCollection, collect_repetition
+from canarylab.experiment.lab import LabTarget
+from canarylab.experiment.load import (
+    LoadResult,
+    RunningLoad,
+    bombardier_argv,
+    bombardier_version,
+    review_body,
+    start_load,
+)
+from canarylab.experiment.local import Endpoint, LocalTarget, VariantConfig
+from canarylab.experiment.prometheus import PrometheusClient, PrometheusError, by_label, wait_scraped_after
+from canarylab.experiment.spec import ExperimentSpec
+from canarylab.procs import ProcessGroup
+
+#: How often a progress event is emitted while load runs.
+PROGRESS_EVERY = 2.0
+#: Extra time a bombardier may take past duration + timeout before it is killed.
+LOAD_GRACE = 30.0
+
+
+class Target(Protocol):
+    kind: str
+    endpoints: dict[str, Endpoint]
+    prometheus_url: str
+    selector: str
+
+    def problems(self) -> dict[str, list[str]]: ...
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class EngineOptions:
+    results_root: Path
+    target: str = "local"
+    target_file: Path | None = None
+    calibrate: bool = False
+    bombardier: str | None = None
+    prometheus: str | None = None
+    rules_file: Path | None = None
+    scrape_interval: str = "1s"
+    #: where the local target's trained model is cached
+    model_cache: Path | None = None
+    #: how the rate was set: "spec" or "command line" (calibration sets "calibration")
+    rate_source: str = "spec"
+    #: the command line / playbook overrides, recorded in the environment
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        return VERDICT_EXIT_CODES.get(str(self.summary.get("verdict")), 2)
+
+
+def _scrape_seconds(interval: str) -> float:
+    from canarylab.experiment.spec import parse_duration  # noqa: PLC0415
+
+    return parse_duration(interval)
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the run like Ctrl-C (KeyboardInterrupt), so cleanup runs."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, h)
+
+
+def watch_owner(owner_pid: int | None, interval: float = 0.5) -> threading.Event:
+    """Stop this process (SIGTERM to itself) when ``owner_pid`` or the parent process goes away.
+
+    The engine runs under ansible-playbook; if whoever started it dies without
+    telling it, the engine must not keep load and servers running.
+    """
+    stop = threading.Event()
+    parent = os.getppid()
+
+    def gone() -> bool:
+        if owner_pid:
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+        return os.getppid() != parent
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            if gone():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=loop, name="owner-watch", daemon=True).start()
+    return stop
+
+
+class Runner:
+    """One run; ``run_experiment`` below is the way to use it."""
+
+    def __init__(self, spec: ExperimentSpec, opts: EngineOptions, bus: ev.EventBus, run_dir: Path) -> None:
+        self.spec = spec
+        self.opts = opts
+        self.bus = bus
+        self.run_dir = run_dir
+        self.scrape_s = _scrape_seconds(opts.scrape_interval)
+        self.client: PrometheusClient | None = None
+        self.bombardier = self._find_bombardier(opts.bombardier)
+        self.client_results: dict[str, list[LoadResult]] = {v.name: [] for v in spec.variants}
+        self.collections: list[RepetitionCollection] = []
+        self.target_restarts: dict[str, list[str]] = {v.name: [] for v in spec.variants}
+        self.calibration: dict[str, Any] | None = None
+        self.load_seconds = 0.0
+        # Slow, independent look-ups run in the background while the target starts.
+        self._bombardier_version = "unknown"
+        self._background = [
+            threading.Thread(target=self._find_bombardier_version, daemon=True),
+            threading.Thread(target=_preload_plotting, daemon=True),
+        ]
+        for thread in self._background:
+            thread.start()
+
+    def _find_bombardier_version(self) -> None:
+        self._bombardier_version = bombardier_version(self.bombardier)
+
+    def _status(self, message: str) -> None:
+        self.bus.emit(ev.SETUP, message)
+
+    @staticmethod
+    def _find_bombardier(explicit: str | None) -> str:
+        import shutil  # noqa: PLC0415
+
+        if explicit:
+            found = explicit if Path(explicit).is_file() else shutil.which(explicit)
+            if found:
+                return found
+            raise CanarylabError(
+                f"bombardier binary {explicit} does not exist", "the bombardier role installs it"
+            )
+        found = shutil.which("bombardier")
+        if not found:
+            raise CanarylabError(
+                "bombardier is not installed",
+                "run the experiment through `canarylab experiment run` (the bombardier role installs it) "
+                "or `make setup-minimal`",
+            )
+        return found
+
+    # --- target ------------------------------------------------------------------------
+
+    def make_target(self) -> LocalTarget | LabTarget:
+        if self.opts.target == "lab":
+            if not self.opts.target_file:
+                raise CanarylabError(
+                    "the lab target needs a target file", "pass --target-file (the lab preflight writes it)"
+                )
+            return LabTarget.from_file(self.opts.target_file)
+        variants = {
+            v.name: VariantConfig(name=v.name, threads=v.threads, env=dict(v.env), app_env=dict(v.app_env))
+            for v in self.spec.variants
+        }
+        return LocalTarget(
+            variants,
+            self.run_dir / res.TARGET_DIR,
+            scrape_interval=self.opts.scrape_interval,
+            prometheus_bin=self.opts.prometheus,
+            rules_file=self.opts.rules_file,
+            model_cache=self.opts.model_cache,
+            on_status=self._status,
+        )
+
+    # --- load ----------------------------------------------------------------------------
+
+    def _live_rates(self, target: Target) -> dict[str, float]:
+        if self.client is None:
+            return {}
+        try:
+            expr = q.REQUEST_RATE.render("5s", target.selector)
+            return {k: v for k, v in by_label(self.client.query(expr)).items() if math.isfinite(v)}
+        except PrometheusError:
+            return {}
+
+    def load_phase(
+        self,
+        group: ProcessGroup,
+        target: Target,
+        *,
+        phase: str,
+        rate: int,
+        duration: float,
+        variants: Sequence[str],
+        files: Mapping[str, str],
+        repetition: int | None = None,
+        progress_offset: float = 0.0,
+        progress_total: float = 0.0,
+    ) -> dict[str, LoadResult]:
+        """Load ``variants`` at the same time for ``duration`` at ``rate`` each; parse bombardier's JSON."""
+        load = self.spec.load
+        connections = load.connections or 0
+        if not connections:
+            from canarylab.experiment.spec import connections_for  # noqa: PLC0415
+
+            connections = connections_for(rate, load.timeout)
+        running: list[RunningLoad] = []
+        body = review_body(load.review)
+        for v in variants:
+            ep = target.endpoints[v]
+            argv = bombardier_argv(
+                self.bombardier,
+                ep.url,
+                rate=rate,
+                duration=duration,
+                connections=connections,
+                timeout=load.timeout,
+                body=body,
+                headers=ep.headers,
+            )
+            running.append(start_load(group, v, argv, self.run_dir / files[v]))
+        started = time.time()
+        for r in running:
+            self.bus.emit(
+                ev.LOAD_START,
+                f"{phase}: {r.variant} {rate} req/s for {duration:g}s ({connections} connections)",
+                time=r.started,
+                repetition=repetition,
+                variant=r.variant,
+                data={"phase": phase, "rate": rate, "duration": duration, "connections": connections},
+            )
+        deadline = started + duration + load.timeout + LOAD_GRACE
+        next_tick = started + PROGRESS_EVERY
+        ended: dict[str, float] = {}
+        while len(ended) < len(running):
+            now = time.time()
+            for r in running:
+                if r.variant not in ended and r.done():
+                    ended[r.variant] = now
+                    self.bus.emit(
+                        ev.LOAD_END,
+                        f"{phase}: {r.variant} done",
+                        repetition=repetition,
+                        variant=r.variant,
+                        data={"phase": phase},
+                    )
+            if now > deadline:
+                for r in running:
+                    r.process.stop()
+                raise CanarylabError(f"{phase}: bombardier did not finish within {deadline - started:.0f}s")
+            if now >= next_tick and len(ended) < len(running):
+                elapsed = min(now - started, duration)
+                self.bus.emit(
+                    ev.PROGRESS,
+                    phase,
+                    repetition=repetition,
+                    data={
+                        "phase": phase,
+                        "elapsed": elapsed,
+                        "total": duration,
+                        "overall_elapsed": progress_offset + elapsed,
+                        "overall_total": progress_total,
+                        "rates": self._live_rates(target),
+                    },
+                )
+                next_tick = now + PROGRESS_EVERY
+            time.sleep(0.1)
+        self.load_seconds += duration
+        return {r.variant: r.result() for r in running}
+
+    # --- phases ------------------------------------------------------------------------------
+
+    def calibrate(self, group: ProcessGroup, target: Target) -> int:
+        from canarylab.experiment.calibrate import calibrate  # noqa: PLC0415
+
+        def step(rate: int, step: int) -> LoadResult:
+            return self.load_phase(
+                group,
+                target,
+                phase=f"calibration step {step} ({rate} req/s)",
+                rate=rate,
+                duration=self.spec.calibration.step_duration,
+                variants=[self.spec.baseline],
+                files={self.spec.baseline: res.load_file("calibration", self.spec.baseline, step=step)},
+            )[self.spec.baseline]
+
+        self.bus.emit(ev.CALIBRATE, "finding significant load: raising the rate on the baseline variant")
+        self.calibration = calibrate(self.spec.calibration, step)
+        res.write_json(self.run_dir / res.CALIBRATION, self.calibration)
+        rate = int(self.calibration["chosen_rate"])
+        self.bus.emit(
+            ev.CALIBRATE, f"chose {rate} req/s: {self.calibration['reason']}", data=self.calibration
+        )
+        return rate
+
+    def settle(self, target: Target, load_end: float) -> float:
+        """Wait until Prometheus has scraped every target after the load ended; return the window end."""
+        if self.client is None:
+            return time.time()
+        if isinstance(target, LocalTarget):
+            jobs = "|".join(t.job for t in target.scrape_targets())
+            matchers, timeout = f'job=~"{jobs}"', 3 * self.scrape_s + 5
+        else:  # the lab's scrape interval is its own: up to a minute
+            matchers, timeout = target.selector, 65.0
+        return wait_scraped_after(self.client, matchers, load_end, timeout) + 0.05
+
+    def run(self) -> dict[str, Any]:
+        spec = self.spec
+        names = [v.name for v in spec.variants]
+        self.bus.emit(ev.SETUP, f"{self.opts.target} target: setting up")
+        target = self.make_target()
+        with ProcessGroup() as loads, target:
+            t: Target = target
+            self.client = PrometheusClient(t.prometheus_url)
+            self.bus.emit(ev.READY, "all services and Prometheus are ready", data={"ports": target.ports})
+            if self.opts.calibrate:
+                rate = self.calibrate(loads, t)
+                self.spec = spec = spec.with_overrides(rate=rate)
+                self.opts.rate_source = "calibration"
+            res.write_yaml(self.run_dir / res.SPEC, spec.to_dict())
+            total = spec.load_seconds
+            if spec.load.warmup > 0:
+                self.bus.emit(ev.WARMUP, f"warm-up: {spec.load.warmup:g}s at {spec.load.rate} req/s each")
+                self.load_phase(
+                    loads,
+                    t,
+                    phase="warm-up",
+                    rate=spec.load.rate,
+                    duration=spec.load.warmup,
+                    variants=names,
+                    files={v: res.load_file("warmup", v) for v in names},
+                    progress_total=total,
+                )
+                self.settle(t, time.time())
+            for rep in range(1, spec.repetitions + 1):
+                start = time.time()
+                results = self.load_phase(
+                    loads,
+                    t,
+                    phase=f"repetition {rep}/{spec.repetitions}",
+                    rate=spec.load.rate,
+                    duration=spec.load.duration,
+                    variants=names,
+                    files={v: res.load_file("rep", v, repetition=rep) for v in names},
+                    repetition=rep,
+                    progress_offset=spec.load.warmup + (rep - 1) * spec.load.duration,
+                    progress_total=total,
+                )
+                for v, r in results.items():
+                    self.client_results[v].append(r)
+                end = self.settle(t, time.time())
+                self.bus.emit(ev.COLLECT, f"repetition {rep}: querying Prometheus", repetition=rep)
+                coll = collect_repetition(self.client, rep, start, end, t.selector)
+                self.collections.append(coll)
+                res.write_json(self.run_dir / res.PROM_DIR / f"rep{rep}.json", coll.to_dict())
+                for v, problems in t.problems().items():
+                    self.target_restarts.setdefault(v, []).extend(f"repetition {rep}: {p}" for p in problems)
+            environment = self.environment(target)
+            self._write_raw_queries()
+        if isinstance(target, LocalTarget):
+            with contextlib.suppress(OSError):
+                import shutil  # noqa: PLC0415
+
+                shutil.rmtree(target.workdir / "prometheus" / "tsdb", ignore_errors=True)
+        res.write_json(self.run_dir / res.ENVIRONMENT, environment)
+        self.bus.emit(ev.ANALYSE, "computing statistics, uncertainty and the verdict")
+        return analyse(spec, self.client_results, self.collections, target_restarts=self.target_restarts)
+
+    def _write_raw_queries(self) -> None:
+        if self.client is None:
+            return
+        import json  # noqa: PLC0415
+
+        path = self.run_dir / res.RAW_QUERIES
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as f:
+            for entry in self.client.log:
+                f.write(json.dumps(res.clean(entry)) + "\n")
+
+    def environment(self, target: LocalTarget | LabTarget) -> dict[str, Any]:
+        spec = self.spec
+        self._background[0].join(30)
+        return {
+            "target": target.describe(),
+            "tools": {
+                "bombardier": {"path": self.bombardier, "version": self._bombardier_version},
+                "python": sys.version.split()[0],
+                "engine_pid": os.getpid(),
+            },
+            "variants": {
+                v.name: {"threads": v.threads, "env": v.env, "app_env": v.app_env} for v in spec.variants
+            },
+            "knobs": {
+                "rate_per_variant": spec.load.rate,
+                "rate_source": self.opts.rate_source,
+                "duration_s": spec.load.duration,
+                "warmup_s": spec.load.warmup,
+                "repetitions": spec.repetitions,
+                "connections": spec.load.effective_connections,
+                "timeout_s": spec.load.timeout,
+                "scrape_interval": self.opts.scrape_interval,
+                "header": c.VARIANT_HEADER,
+                "seed": spec.seed,
+                "calibrate": self.opts.calibrate,
+                "overrides": self.opts.overrides,
+            },
+            "host": {"uname": " ".join(os.uname()), "cpus": os.cpu_count()},
+        }
+
+
+def _preload_plotting() -> None:
+    """Import matplotlib while the load runs, so the report does not wait for it."""
+    with contextlib.suppress(Exception):
+        import canarylab.experiment.plots  # noqa: F401, PLC0415
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    opts: EngineOptions,
+    listeners: Sequence[ev.Listener] = (),
+    *,
+    on_run_dir: Callable[[Path], None] | None = None,
+) -> RunOutcome:
+    """Run ``spec`` end to end and write its results; see the module docstring."""
+    from canarylab.experiment.report import render_all  # noqa: PLC0415
+
+    started = time.time()
+    run_dir = res.make_run_dir(opts.results_root, spec.name, started)
+    if on_run_dir:
+        on_run_dir(run_dir)
+    events_writer = ev.ProgressFileWriter(run_dir / res.EVENTS)
+    bus = ev.EventBus([*listeners, events_writer])
+    annotator = _annotator(run_dir.name, opts)
+    if annotator is not None:
+        bus.add(annotator)
+    bus.emit(ev.ENGINE, "engine started", data={"pid": os.getpid(), "run_dir": str(run_dir)})
+    res.write_yaml(run_dir / res.SPEC, spec.to_dict())
+    try:
+        with signals_interrupt():
+            runner = Runner(spec, opts, bus, run_dir)
+            analysis = runner.run()
+            finished = time.time()
+            summary: dict[str, Any] = {
+                "experiment": runner.spec.name,
+                "hypothesis": runner.spec.hypothesis,
+                "target": opts.target,
+                "started_at": res.iso(started),
+                "finished_at": res.iso(finished),
+                "verdict": analysis.pop("verdict"),
+                "reason": analysis.pop("reason"),
+                "rate_per_variant": runner.spec.load.rate,
+                "rate_source": opts.rate_source,
+                "duration_s": runner.spec.load.duration,
+                "warmup_s": runner.spec.load.warmup,
+                "repetitions": runner.spec.repetitions,
+                "connections": runner.spec.load.effective_connections,
+                "timeout_s": runner.spec.load.timeout,
+                "timing": {
+                    "load_seconds": round(runner.load_seconds, 3),
+                    "total_seconds": round(finished - started, 3),
+                    "overhead_seconds": round(finished - started - runner.load_seconds, 3),
+                },
+                **analysis,
+                "calibration": runner.calibration,
+                "results_dir": str(run_dir),
+            }
+            res.write_json(run_dir / res.SUMMARY, summary)
+            bus.emit(
+                ev.VERDICT,
+                f"{summary['verdict']}: {summary['reason']}",
+                data={
+                    "verdict": summary["verdict"],
+                    "run_dir": str(run_dir),
+                    "summary": str(run_dir / res.SUMMARY),
+                },
+            )
+            bus.emit(ev.REPORT, "writing report.md and plots")
+            render_all(run_dir)
+            res.point_latest(opts.results_root, run_dir)
+            bus.emit(
+                ev.DONE,
+                f"{summary['verdict']}: {summary['reason']}",
+                data={"verdict": summary["verdict"], "run_dir": str(run_dir)},
+            )
+            return RunOutcome(run_dir, summary)
+    except KeyboardInterrupt:
+        (run_dir / "INTERRUPTED").write_text(
+            "the run was interrupted; every process it started was stopped\n"
+        )
+        bus.emit(ev.ERROR, "interrupted: every process was stopped", data={"run_dir": str(run_dir)})
+        raise
+    except CanarylabError as err:
+        (run_dir / "ERROR").write_text(f"{err}\n")
+        bus.emit(ev.ERROR, str(err), data={"run_dir": str(run_dir)})
+        raise
+    finally:
+        if annotator is not None:
+            with contextlib.suppress(Exception):
+                annotator.close()
+        events_writer.close()
+
+
+def _annotator(run: str, opts: EngineOptions) -> Any:
+    """The dashboard issue's Grafana annotator, when Grafana is known (env or lab target file)."""
+    try:
+        from canarylab.dashboard.annotations import URL_ENV, annotator_from_env  # noqa: PLC0415
+    except ImportError:
+        return None
+    env = dict(os.environ)
+    if opts.target == "lab" and opts.target_file and URL_ENV not in env:
+        with contextlib.suppress(CanarylabError):
+            grafana = LabTarget.from_file(opts.target_file).grafana_url
+            if grafana:
+                env[URL_ENV] = grafana
+    try:
+        return annotator_from_env(run, env)
+    except CanarylabError as err:
+        print(f"canarylab: Grafana annotations off: {err}", file=sys.stderr)
+        return None

@@ -1,0 +1,159 @@
+"""The lab target: variants behind the Istio gateway, Prometheus and Grafana in the cluster.
+
+The lab's experiment preflight play writes a *target file* (YAML) that says
+where everything is; the engine starts nothing, it only loads and queries::
+
+    prometheus_url: http://192.168.56.10:30090
+    grafana_url: http://192.168.56.10:30030        # optional: annotations
+    selector: 'namespace="canarylab"'              # label matchers for every query
+    variants:
+      stable:
+        url: http://192.168.56.10:30080/api/sentiment
+        headers: {x-canarylab-variant: stable}     # the pinning header (added if missing)
+      canary:
+        url: http://192.168.56.10:30080/api/sentiment
+        headers: {x-canarylab-variant: canary}
+
+Restarts are detected from Prometheus (counter resets in the window), since
+the engine does not own the pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import yaml
+
+import canarylab_contract as c
+from canarylab.errors import CanarylabError
+from canarylab.experiment.local import Endpoint
+from canarylab.experiment.prometheus import PrometheusClient
+
+_KEYS = {"kind", "prometheus_url", "grafana_url", "selector", "variants", "generated_by", "generated_at"}
+
+
+def _url(value: object, field: str, problems: list[str]) -> str:
+    if (
+        not isinstance(value, str)
+        or urlsplit(value).scheme not in ("http", "https")
+        or not urlsplit(value).netloc
+    ):
+        problems.append(f"{field}: must be an http(s) URL, got {value!r}")
+        return ""
+    return value.rstrip("/")
+
+
+class LabTarget:
+    kind = "lab"
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, Endpoint],
+        prometheus_url: str,
+        *,
+        selector: str = "",
+        grafana_url: str | None = None,
+        source: Path | None = None,
+    ) -> None:
+        self.endpoints = dict(endpoints)
+        self.prometheus_url = prometheus_url
+        self.selector = selector
+        self.grafana_url = grafana_url
+        self.source = source
+        self.ports: dict[str, int] = {}
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> LabTarget:
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text())
+        except OSError as err:
+            raise CanarylabError(
+                f"cannot read the lab target file {p}: {err.strerror}",
+                "run `ansible-playbook experiment.yml` (its lab preflight writes it) or pass --target-file",
+            ) from err
+        except yaml.YAMLError as err:
+            raise CanarylabError(f"the lab target file {p} is not valid YAML: {err}") from err
+        return cls.from_dict(data, p)
+
+    @classmethod
+    def from_dict(cls, data: object, source: Path | None = None) -> LabTarget:
+        where = str(source or "target file")
+        if not isinstance(data, Mapping):
+            raise CanarylabError(f"{where}: must be a mapping")
+        problems = [f"{k}: unknown key" for k in data if k not in _KEYS]
+        prom = _url(data.get("prometheus_url"), "prometheus_url", problems)
+        grafana = data.get("grafana_url")
+        grafana_url = _url(grafana, "grafana_url", problems) if grafana else None
+        selector = data.get("selector", "") or ""
+        if not isinstance(selector, str):
+            problems.append('selector: must be a string of label matchers, e.g. namespace="canarylab"')
+            selector = ""
+        endpoints: dict[str, Endpoint] = {}
+        variants = data.get("variants")
+        if not isinstance(variants, Mapping):
+            problems.append(f"variants: must map {', '.join(c.VARIANTS)} to {{url, headers}}")
+            variants = {}
+        for name in c.VARIANTS:
+            item = variants.get(name)
+            if not isinstance(item, Mapping):
+                problems.append(f"variants.{name}: is missing")
+                continue
+            url = _url(item.get("url"), f"variants.{name}.url", problems)
+            headers = item.get("headers") or {}
+            if not isinstance(headers, Mapping):
+                problems.append(f"variants.{name}.headers: must be a mapping")
+                headers = {}
+            hdrs = {str(k): str(v) for k, v in headers.items()}
+            hdrs.setdefault(c.VARIANT_HEADER, name)
+            if hdrs[c.VARIANT_HEADER] != name:
+                problems.append(f"variants.{name}.headers: {c.VARIANT_HEADER} must be {name!r}")
+            endpoints[name] = Endpoint(variant=name, url=url, headers=hdrs)
+        if problems:
+            raise CanarylabError(
+                f"invalid lab target file {where}:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        return cls(endpoints, prom, selector=selector, grafana_url=grafana_url, source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prometheus_url": self.prometheus_url,
+            "grafana_url": self.grafana_url,
+            "selector": self.selector,
+            "variants": {k: {"url": e.url, "headers": e.headers} for k, e in self.endpoints.items()},
+        }
+
+    def __enter__(self) -> LabTarget:
+        client = PrometheusClient(self.prometheus_url)
+        if not client.ready():
+            raise CanarylabError(f"the lab's Prometheus at {self.prometheus_url} is not ready")
+        for name, ep in self.endpoints.items():
+            try:
+                resp = requests.post(ep.url, json={"review": "ready?"}, headers=ep.headers, timeout=10)
+            except requests.RequestException as err:
+                raise CanarylabError(
+                    f"{name} at {ep.url} could not be reached: {type(err).__name__}"
+                ) from err
+            if resp.status_code >= 500:
+                raise CanarylabError(f"{name} at {ep.url} answered HTTP {resp.status_code}")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def problems(self) -> dict[str, list[str]]:
+        """Restarts in the lab show up as counter resets in Prometheus (see collect)."""
+        return {name: [] for name in self.endpoints}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source": str(self.source) if self.source else None, **self.to_dict()}

@@ -1,0 +1,171 @@
+"""PNG plots of a run, from its saved Prometheus results only (matplotlib, Agg).
+
+- ``latency-over-time-<variant>.png``: p50, p90 and p95 of the response time
+  over time, like the seed's Grafana graph (the same queries as the dashboard);
+- ``latency-over-time.png``: both variants on one time axis, to compare;
+- ``latency-distribution.png``: each variant's request-level latency
+  distribution (the fine-bucket histogram over the experiment windows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from canarylab import queries as q
+from canarylab.experiment.collect import RepetitionCollection
+from canarylab.experiment.stats import Histogram
+
+#: Figure size (inches) and resolution: every PNG is 1200 x 500 pixels.
+FIGSIZE = (12.0, 5.0)
+DPI = 100
+PLOTTED = (0.5, 0.9, 0.95)
+COLORS = {0.5: "#2b83ba", 0.9: "#fdae61", 0.95: "#d7191c", 0.99: "#7b3294"}
+VARIANT_COLORS = ("#1b9e77", "#d95f02", "#7570b3")
+
+
+def _series(
+    reps: Sequence[RepetitionCollection], key: str, variant: str, t0: float
+) -> tuple[np.ndarray, np.ndarray]:
+    xs: list[float] = []
+    ys: list[float] = []
+    for r in reps:
+        pts = r.series.get(key, {}).get(variant, [])
+        for t, v in pts:
+            xs.append(t - t0)
+            ys.append(v * 1000.0 if math.isfinite(v) else math.nan)
+        xs.append(math.nan)  # a gap between repetitions
+        ys.append(math.nan)
+    return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+
+def _mark_repetitions(ax: Axes, reps: Sequence[RepetitionCollection], t0: float) -> None:
+    for i, r in enumerate(reps):
+        ax.axvspan(r.start - t0, r.end - t0, color="#000000", alpha=0.04 if i % 2 == 0 else 0.08, lw=0)
+        if len(reps) > 1:
+            ax.text(r.start - t0, 0.985, f"  repetition {r.repetition}", transform=ax.get_xaxis_transform(),
+                    va="top", ha="left", fontsize=8, color="#555555")  # fmt: skip
+
+
+def _over_time_axes(
+    ax: Axes, reps: Sequence[RepetitionCollection], variant: str, t0: float, title: str
+) -> bool:
+    drew = False
+    for p in PLOTTED:
+        query = q.app_response_quantile(p)
+        x, y = _series(reps, query.key, variant, t0)
+        if np.isfinite(y).any():
+            ax.plot(x, y, color=COLORS[p], lw=1.6, label=f"p{round(p * 100)}")
+            drew = True
+    _mark_repetitions(ax, reps, t0)
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel("seconds since the first measured repetition started")
+    ax.set_ylabel("response time (ms)")
+    ax.grid(True, alpha=0.3)
+    ax.set_ylim(bottom=0)
+    if drew:
+        ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
+    else:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="#999999")
+    return drew
+
+
+def plot_over_time(
+    reps: Sequence[RepetitionCollection], variant: str, path: Path, subtitle: str = ""
+) -> Path:
+    t0 = reps[0].start if reps else 0.0
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    title = f"{variant}: model-service response time as the app sees it (p50, p90, p95; 5 s rate window)"
+    _over_time_axes(ax, reps, variant, t0, title)
+    if subtitle:
+        fig.text(0.99, 0.01, subtitle, ha="right", va="bottom", fontsize=8, color="#555555")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_comparison(
+    reps: Sequence[RepetitionCollection], variants: Sequence[str], path: Path, labels: Mapping[str, str]
+) -> Path:
+    t0 = reps[0].start if reps else 0.0
+    fig, axes = plt.subplots(1, len(variants), figsize=FIGSIZE, dpi=DPI, sharey=True, squeeze=False)
+    for ax, v in zip(axes[0], variants, strict=True):
+        _over_time_axes(ax, reps, v, t0, labels.get(v, v))
+        if ax is not axes[0][0]:
+            ax.set_ylabel("")
+    fig.suptitle("Response time over time: p50, p90, p95 per variant (same y axis)", fontsize=12)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_distribution(
+    hists: Mapping[str, Histogram],
+    path: Path,
+    *,
+    labels: Mapping[str, str],
+    client_max_ms: Mapping[str, float | None],
+) -> Path:
+    """Per variant: share of requests per latency bucket (log x), with p50/p95 and the exact client max."""
+    variants = list(hists)
+    fig, axes = plt.subplots(len(variants) or 1, 1, figsize=FIGSIZE, dpi=DPI, sharex=True, squeeze=False)
+    finite_lo, finite_hi = math.inf, 0.0
+    for h in hists.values():
+        nz = [i for i, n in enumerate(h.counts) if n > 0]
+        if nz:
+            finite_lo = min(finite_lo, 0.001 if nz[0] == 0 else h.bounds[nz[0] - 1])
+            top = h.bounds[nz[-1]] if not math.isinf(h.bounds[nz[-1]]) else h.bounds[nz[-1] - 1]
+            finite_hi = max(finite_hi, top)
+    for i, (ax, v) in enumerate(zip(axes[:, 0], variants, strict=False)):
+        h = hists[v]
+        color = VARIANT_COLORS[i % len(VARIANT_COLORS)]
+        total = h.total
+        if total <= 0:
+            ax.text(0.5, 0.5, f"{v}: no data", transform=ax.transAxes, ha="center", color="#999999")
+            continue
+        lows = np.array([0.0, *h.bounds[:-1]]) * 1000.0
+        highs = np.array(h.bounds) * 1000.0
+        counts = np.asarray(h.counts, dtype=float)
+        finite = np.isfinite(highs) & (counts > 0)
+        lows = np.where(lows <= 0, highs / 1.1, lows)
+        ax.bar(lows[finite], counts[finite] / total * 100.0, width=(highs - lows)[finite], align="edge",
+               color=color, alpha=0.75, edgecolor=color)  # fmt: skip
+        for stat, style in (("p50", ":"), ("p95", "--")):
+            x = h.stat(stat) * 1000.0
+            if math.isfinite(x):
+                ax.axvline(x, color="#333333", ls=style, lw=1.2, label=f"{stat} {x:.1f} ms")
+        cmax = client_max_ms.get(v)
+        if cmax:
+            ax.axvline(cmax, color="#d7191c", ls="-", lw=1.2, label=f"max {cmax:.1f} ms (client, exact)")
+        ax.set_ylabel("% of requests")
+        ax.set_title(f"{labels.get(v, v)}: {round(total)} requests", fontsize=10, loc="left")
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(loc="upper right", fontsize=8)
+    ax_last = axes[-1, 0]
+    ax_last.set_xscale("log")
+    ax_last.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax_last.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+    ax_last.xaxis.set_minor_formatter(NullFormatter())
+    if finite_hi > 0 and math.isfinite(finite_lo):
+        ax_last.set_xlim(finite_lo * 1000.0 / 1.2, finite_hi * 1000.0 * 1.2)
+    ax_last.set_xlabel("response time (ms, log scale; bars are the histogram's buckets)")
+    fig.suptitle("Latency distribution per variant (the app's fine-bucket histogram)", fontsize=12)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
