@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     c = dsub.add_parser("verify", help="run every panel's PromQL against Prometheus: no empty panel, no NaN")
     c.add_argument("--prometheus-url", required=True)
+    c.add_argument(
+        "--at", type=float, help="evaluate at this Unix time (default: now), e.g. a past run's end"
+    )
     _query_args(c)
     c.set_defaults(func=_verify)
 
@@ -144,7 +147,7 @@ def _queries(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     dashboard = _load(args.file)
-    checks = verify(args.prometheus_url, dashboard, variable_values(args.window, args.namespace))
+    checks = verify(args.prometheus_url, dashboard, variable_values(args.window, args.namespace), at=args.at)
     for check in checks:
         status = "ok  " if check.ok else "FAIL"
         detail = f"{len(check.series)} series" if check.ok else check.problem

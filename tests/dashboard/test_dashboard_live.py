@@ -12,7 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -60,10 +62,20 @@ def _load(target: LocalTarget, stop: threading.Event, counts: dict[str, int]) ->
     return threads
 
 
+@dataclass(frozen=True)
+class Loaded:
+    target: LocalTarget
+    #: "<variant> <HTTP status>" -> responses
+    counts: dict[str, int]
+    #: every panel check evaluates at this instant, however long the tests take
+    at: float
+
+    def verify(self, dashboard: dict[str, Any] | None = None) -> list[QueryCheck]:
+        return verify(self.target.prometheus_url, dashboard or build(), variable_values(WINDOW), at=self.at)
+
+
 @pytest.fixture(scope="module")
-def loaded_target(
-    tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path, root: Path
-) -> Iterator[tuple[LocalTarget, dict[str, int]]]:
+def loaded(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path, root: Path) -> Iterator[Loaded]:
     variants = {v: VariantConfig(v, c.DEFAULT_THREADS[v]) for v in c.VARIANTS}
     workdir = tmp_path_factory.mktemp("local-target")
     with LocalTarget(
@@ -81,20 +93,13 @@ def loaded_target(
         for t in threads:
             t.join(30)
         time.sleep(2.5)  # two more scrapes after the last request
-        yield target, counts
+        yield Loaded(target, counts, time.time())
 
 
-def _by_key(checks: list[QueryCheck]) -> dict[str, QueryCheck]:
-    return {f"{c.query.panel_title} {c.query.ref_id}": c for c in checks}
-
-
-def test_every_panel_query_returns_data_without_nan(
-    loaded_target: tuple[LocalTarget, dict[str, int]],
-) -> None:
-    target, counts = loaded_target
+def test_every_panel_query_returns_data_without_nan(loaded: Loaded) -> None:
     for v in c.VARIANTS:
-        assert counts.get(f"{v} 200", 0) > 0, counts
-    checks = verify(target.prometheus_url, build(), variable_values(WINDOW))
+        assert loaded.counts.get(f"{v} 200", 0) > 0, loaded.counts
+    checks = loaded.verify()
     failed = [f"{ch.query.name}: {ch.problem}\n    {ch.promql}" for ch in checks if not ch.ok]
     assert not failed, "\n".join(failed)
     assert len(checks) == 15
@@ -110,9 +115,8 @@ def test_every_panel_query_returns_data_without_nan(
         assert ch.label_values(c.LABEL_VARIANT) == expected, f"{ch.query.name}: {ch.series}"
 
 
-def test_panel_values_are_what_the_services_did(loaded_target: tuple[LocalTarget, dict[str, int]]) -> None:
-    target, _counts = loaded_target
-    checks = verify(target.prometheus_url, build(), variable_values(WINDOW))
+def test_panel_values_are_what_the_services_did(loaded: Loaded) -> None:
+    checks = loaded.verify()
     by_title: dict[str, list[QueryCheck]] = {}
     for ch in checks:
         by_title.setdefault(ch.query.panel_title, []).append(ch)
@@ -136,10 +140,36 @@ def test_panel_values_are_what_the_services_did(loaded_target: tuple[LocalTarget
     assert all(s.value > 0 for s in mx.series)
 
 
-def test_recording_rules_evaluate_on_the_real_metrics(
-    loaded_target: tuple[LocalTarget, dict[str, int]],
-) -> None:
-    target, _counts = loaded_target
+def test_verify_command(loaded: Loaded, capsys: pytest.CaptureFixture[str]) -> None:
+    url = loaded.target.prometheus_url
+    assert main(["dashboard", "verify", "--prometheus-url", url, "--at", f"{loaded.at:.3f}"]) == 0
+    assert "all 15 panel queries returned data" in capsys.readouterr().out
+
+
+def test_verify_catches_an_empty_panel_and_a_nan(loaded: Loaded) -> None:
+    """The same check fails for a misspelt metric and for a 0/0, so its green result means something."""
+    dashboard = build()
+    panel = next(p for p in dashboard["panels"] if p["type"] == "timeseries")
+    panel["targets"] = [
+        {
+            **panel["targets"][0],
+            "refId": "A",
+            "expr": 'rate(canarylab_no_such_metric{namespace=~"$namespace"}[$interval])',
+        },
+        {
+            **panel["targets"][0],
+            "refId": "B",
+            "expr": f"sum(rate({c.APP_REQUESTS_TOTAL}[$interval])) * 0 / 0",
+        },
+    ]
+    checks = loaded.verify(dashboard)
+    problems = {ch.query.ref_id: ch.problem for ch in checks if not ch.ok}
+    assert problems == {"A": "no series", "B": "NaN for [{}]"}
+
+
+def test_recording_rules_evaluate_on_the_real_metrics(loaded: Loaded) -> None:
+    """Last: it may wait for a rule evaluation."""
+    target = loaded.target
     assert target.rules.get("loaded") is True, target.rules
     prom = Prometheus(target.prometheus_url)
     wanted = [
@@ -160,36 +190,3 @@ def test_recording_rules_evaluate_on_the_real_metrics(
         time.sleep(1)
     assert not missing, f"no series for both variants from {missing}"
     assert prom.query(f"last_over_time({rules.P95_RATIO_RECORD}[2m])"), "the canary/stable ratio is recorded"
-
-
-def test_verify_command(
-    loaded_target: tuple[LocalTarget, dict[str, int]], capsys: pytest.CaptureFixture[str]
-) -> None:
-    target, _counts = loaded_target
-    assert main(["dashboard", "verify", "--prometheus-url", target.prometheus_url]) == 0
-    assert "all 15 panel queries returned data" in capsys.readouterr().out
-
-
-def test_verify_catches_an_empty_panel_and_a_nan(loaded_target: tuple[LocalTarget, dict[str, int]]) -> None:
-    """The same check fails for a misspelt metric and for a 0/0, so its green result means something."""
-    target, _counts = loaded_target
-    dashboard = build()
-    panel = next(p for p in dashboard["panels"] if p["type"] == "timeseries")
-    panel["targets"] = [
-        {
-            **panel["targets"][0],
-            "refId": "A",
-            "expr": 'rate(canarylab_no_such_metric{namespace=~"$namespace"}[$interval])',
-        },
-        {
-            **panel["targets"][0],
-            "refId": "B",
-            "expr": f"sum(rate({c.APP_REQUESTS_TOTAL}[$interval])) * 0 / 0",
-        },
-    ]
-    problems = {
-        ch.query.ref_id: ch.problem
-        for ch in verify(target.prometheus_url, dashboard, variable_values(WINDOW))
-        if not ch.ok
-    }
-    assert problems == {"A": "no series", "B": "NaN for [{}]"}
