@@ -190,7 +190,8 @@ def label_values_variable(name: str, label: str, metric: str, description: str) 
         "multi": True,
         "name": name,
         "options": [],
-        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        # The plain-string form: every Grafana since 7 reads it (and migrates it for its editor).
+        "query": query,
         "refresh": 2,
         "regex": "",
         "skipUrlSync": False,
