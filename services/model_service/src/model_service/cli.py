@@ -1,4 +1,9 @@
-"""``model-service train`` and ``model-service serve``."""
+"""``model-service train`` and ``model-service serve``.
+
+scikit-learn, Flask and waitress are imported only by the command that needs
+them, so a bad setting is reported in a fraction of a second, not after the
+seconds those imports take.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from model_service import __version__, dataset, server, settings, training
+from model_service import __version__, dataset, settings
 from model_service.errors import EXIT_FAILURE, ModelServiceError
 
 
@@ -27,11 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--sha256", metavar="HEX", help="expected sha256 of --data (required for a URL)")
     train.add_argument("--out", metavar="DIR", required=True, type=Path, help="where to write the model")
-    train.add_argument("--seed", type=int, default=training.DEFAULT_SEED, help="split and model seed")
+    train.add_argument("--seed", type=int, default=dataset.DEFAULT_SEED, help="split and model seed")
     train.add_argument(
         "--test-fraction",
         type=float,
-        default=training.DEFAULT_TEST_FRACTION,
+        default=dataset.DEFAULT_TEST_FRACTION,
         help="share of the data held out to measure accuracy",
     )
     train.set_defaults(handler=_train)
@@ -58,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from model_service import training  # noqa: PLC0415 - heavy (scikit-learn): only when training
+
     data = dataset.load(args.data, args.sha256)
     print(f"dataset {data.source}: {len(data)} reviews, sha256 {data.sha256}")
     meta = training.train(data, args.out, seed=args.seed, test_fraction=args.test_fraction)
@@ -67,7 +74,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _serve(_args: argparse.Namespace) -> int:
-    server.serve(settings.from_env(os.environ))
+    config = settings.from_env(os.environ)  # fails fast, before the heavy imports
+    from model_service import server  # noqa: PLC0415 - heavy (Flask, waitress, scikit-learn)
+
+    server.serve(config)
     return 0
 
 

@@ -27,6 +27,9 @@ MAX_DOWNLOAD_BYTES: Final = 64 * 1024 * 1024
 DOWNLOAD_TIMEOUT_SECONDS: Final = 30.0
 #: Fewer rows than this per label cannot give a meaningful held-out accuracy.
 MIN_ROWS_PER_LABEL: Final = 10
+#: The held-out split: seed and share of the data (training uses both for its model too).
+DEFAULT_SEED: Final = 20240607
+DEFAULT_TEST_FRACTION: Final = 0.2
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HEADER = ("label", "review")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -17,11 +17,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from model_service import artifact
 from model_service.artifact import ArtifactMeta
-from model_service.dataset import LABELS, Dataset
+from model_service.dataset import DEFAULT_SEED, DEFAULT_TEST_FRACTION, LABELS, Dataset
 from model_service.errors import ModelServiceError
-
-DEFAULT_SEED: Final = 20240607
-DEFAULT_TEST_FRACTION: Final = 0.2
 
 
 @dataclass(frozen=True)
