@@ -174,12 +174,20 @@ class GrafanaClient:
             again = self._request("GET", f"/api/folders/{uid}", expect=(200, 404))
             if again.status_code == 200:
                 return Folder(uid=uid, title=str(self._json(again).get("title", title)), created=False)
+            # E.g. the lab's dashboard sidecar made "canarylab" with a uid of its own: use that one.
+            same_title = [f for f in self._folders() if f.get("title") == title]
+            if len(same_title) == 1:
+                return Folder(uid=str(same_title[0]["uid"]), title=title, created=False)
             raise CanarylabError(
-                f"Grafana at {self.url} already has a folder titled {title!r} with another uid",
-                "pass --folder with another title, or delete or rename that folder",
+                f"Grafana at {self.url} refused to create folder {title!r} ({uid}): {_message(resp)}",
+                "pass --folder with another title, or delete or rename the clashing folder",
             )
         body = self._json(resp)
         return Folder(uid=str(body.get("uid", uid)), title=str(body.get("title", title)), created=True)
+
+    def _folders(self) -> list[dict[str, Any]]:
+        body = self._json(self._request("GET", "/api/folders", params={"limit": 1000}))
+        return [f for f in body if isinstance(f, dict)] if isinstance(body, list) else []
 
     def import_dashboard(
         self,
@@ -194,7 +202,17 @@ class GrafanaClient:
             "overwrite": True,
             "message": message,
         }
-        body = self._json(self._request("POST", "/api/dashboards/db", json=payload))
+        resp = self._request("POST", "/api/dashboards/db", json=payload, expect=(200, 400))
+        if resp.status_code == 400:
+            msg = _message(resp)
+            if "provisioned" in msg.lower():
+                raise CanarylabError(
+                    f"Grafana at {self.url} provisions dashboard {dashboard.get('uid')} from a file "
+                    "(in the lab: the chart's ConfigMap, through the sidecar), so the API may not replace it",
+                    "it already follows the chart; to import an editable copy, add --uid with another uid",
+                )
+            raise CanarylabError(f"Grafana rejected the dashboard (HTTP 400: {msg})")
+        body = self._json(resp)
         return ImportResult(
             uid=str(body.get("uid", dashboard.get("uid"))),
             url=str(body.get("url", "")),

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i.add_argument("--file", help="dashboard JSON to import (default: a fresh render)")
     i.add_argument("--folder-uid", default=grafana.DEFAULT_FOLDER_UID)
     i.add_argument("--folder", default=grafana.DEFAULT_FOLDER_TITLE, help="folder title")
+    i.add_argument("--uid", help="import under this uid instead (a copy next to a provisioned one)")
     i.set_defaults(func=_import)
 
     q = dsub.add_parser("queries", help="print every panel's PromQL with the variables filled in")
@@ -128,6 +129,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     dashboard = _load(args.file)
+    if args.uid:
+        dashboard = {**dashboard, "uid": args.uid, "title": f"{dashboard.get('title', '')} ({args.uid})"}
     validate.check(dashboard, name=args.file or "the rendered dashboard")
     client = grafana.GrafanaClient(args.grafana_url, grafana.find_credentials())
     result = grafana.import_dashboard(client, dashboard, args.folder_uid, args.folder)

@@ -34,6 +34,8 @@ class State:
     force_status: int | None = None
     folders: dict[str, dict[str, Any]] = field(default_factory=dict)
     dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: uids of dashboards provisioned from files (the API may not overwrite them)
+    provisioned: set[str] = field(default_factory=set)
     annotations: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             route = {
                 ("GET", "folder"): self._get_folder,
+                ("GET", "/api/folders"): self._list_folders,
                 ("POST", "/api/folders"): self._post_folder,
                 ("POST", "/api/dashboards/db"): self._post_dashboard,
                 ("POST", "/api/annotations"): self._post_annotation,
@@ -122,6 +125,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, folder)
 
+    def _list_folders(self, _path: str, _body: Any) -> None:
+        self._send(
+            200,
+            [
+                {"id": f["id"], "uid": f["uid"], "title": f["title"]}
+                for f in self.server.state.folders.values()
+            ],
+        )
+
     def _post_folder(self, _path: str, body: Any) -> None:
         st = self.server.state
         uid, title = body.get("uid"), body.get("title")
@@ -145,6 +157,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not dashboard.get("title"):
             self._send(400, {"message": "Dashboard title cannot be empty"})
+            return
+        if uid in st.provisioned:
+            self._send(
+                400, {"message": "Cannot save provisioned dashboard", "status": "provisioned-dashboard"}
+            )
             return
         existing = st.dashboards.get(uid)
         if existing is not None and not body.get("overwrite"):

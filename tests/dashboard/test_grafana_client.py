@@ -85,13 +85,33 @@ def test_an_existing_dashboard_is_replaced_even_without_the_folder(
     assert fake_grafana.state.dashboards[UID]["folderUid"] == DEFAULT_FOLDER_UID
 
 
-def test_folder_title_taken_by_another_uid_is_a_clear_error(fake_grafana: FakeGrafana, state: Path) -> None:
-    fake_grafana.state.folders["other"] = {"id": 9, "uid": "other", "title": "canarylab"}
-    with pytest.raises(CanarylabError, match="already has a folder titled 'canarylab'") as err:
+def test_a_folder_with_our_title_and_another_uid_is_reused(fake_grafana: FakeGrafana, state: Path) -> None:
+    """The lab's sidecar creates folder "canarylab" with a uid of its own: import goes there."""
+    fake_grafana.state.folders["sidecar1"] = {"id": 9, "uid": "sidecar1", "title": "canarylab"}
+    result = import_dashboard(_client(fake_grafana, state), build())
+    assert result.folder.uid == "sidecar1"
+    assert not result.folder.created
+    assert fake_grafana.state.dashboards[UID]["folderUid"] == "sidecar1"
+    assert len(fake_grafana.state.folders) == 1
+
+
+def test_a_provisioned_dashboard_is_a_clear_error_and_a_copy_imports(
+    fake_grafana: FakeGrafana,
+    state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_grafana.state.provisioned.add(UID)
+    with pytest.raises(CanarylabError, match="provisions dashboard canarylab-latency from a file") as err:
         import_dashboard(_client(fake_grafana, state), build())
     assert err.value.hint
-    assert "--folder" in err.value.hint
-    assert not fake_grafana.state.dashboards
+    assert "--uid" in err.value.hint
+    monkeypatch.setenv("CANARYLAB_ROOT", str(state.parent))
+    for var in ("GRAFANA_TOKEN", "GRAFANA_USER", "GRAFANA_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["dashboard", "import", "--grafana-url", fake_grafana.url, "--uid", "canarylab-copy"]) == 0
+    assert fake_grafana.state.dashboards["canarylab-copy"]["dashboard"]["title"].endswith("(canarylab-copy)")
+    assert "dashboard canarylab-copy version 1" in capsys.readouterr().out
 
 
 def test_token_from_the_environment_is_sent_as_bearer(fake_grafana: FakeGrafana, tmp_path: Path) -> None:
