@@ -92,6 +92,8 @@ class PlaybookResult:
     def summary(self) -> str:
         """A few lines that say what failed, where, and why (no JSON)."""
         head = f"playbook {self.playbook} {self.status} (rc={self.rc})"
+        if self.ok:
+            return head
         if self.failures:
             return "\n".join([head, *(f"  {f.describe()}" for f in self.failures[:5])])
         tail = log_tail(self.log_path)

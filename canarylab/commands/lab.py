@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from canarylab.doctor.facts import gather_host
 from canarylab.doctor.labsize import load_lab_size
 from canarylab.errors import CanarylabError
 from canarylab.lab import provision, status, vagrant
@@ -83,14 +84,16 @@ def _up(args: argparse.Namespace) -> int:
     root = project_root()
     lab = load_lab_size(root, os.environ)
     started = provision.utc_now()
-    clock = time.monotonic()
-    record = provision.new_record(root, lab, started)
+    clock = time.monotonic()  # the total includes the host checks below
+    host = gather_host(root)
+    record = provision.new_record(host, lab, started)
     if not args.provision:
         vagrant.require_vagrant()
-        vagrant.require_provider(root, lab)
+        vagrant.require_provider(host.providers, lab)
         print(f"canarylab: vagrant up --no-provision ({lab.describe()}, provider {lab.provider})", flush=True)
+        vagrant_started = time.monotonic()
         vagrant.run_checked(["up", "--no-provision"], root, "starting the VMs")
-        record.add_phase("vagrant up", time.monotonic() - clock, "vagrant")
+        record.add_phase("vagrant up", time.monotonic() - vagrant_started, "vagrant")
     inventory = root / LAB_INVENTORY
     if not inventory.is_file():
         raise CanarylabError(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from canarylab.doctor.facts import gather_host
+from canarylab.doctor.facts import HostFacts
 from canarylab.doctor.labsize import LabSize
 from canarylab.runner import Phase, PlaybookResult
 
@@ -38,9 +38,8 @@ class HostInfo:
     memory_mb: int | None
 
 
-def host_info(root: Path) -> tuple[HostInfo, dict[str, str | None]]:
+def host_info(facts: HostFacts) -> tuple[HostInfo, dict[str, str | None]]:
     """This host, and the versions of the tools that built the lab."""
-    facts = gather_host(root)
     info = HostInfo(
         system=platform.system(),
         release=platform.release(),
@@ -86,8 +85,8 @@ class ProvisionRecord:
         self.failure = None if result.ok else result.summary()
 
 
-def new_record(root: Path, lab: LabSize, started: datetime) -> ProvisionRecord:
-    info, versions = host_info(root)
+def new_record(facts: HostFacts, lab: LabSize, started: datetime) -> ProvisionRecord:
+    info, versions = host_info(facts)
     lab_dict: dict[str, object] = {
         "provider": lab.provider,
         "workers": lab.workers,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from canarylab.doctor import checks
-from canarylab.doctor.facts import gather_providers, vagrant_version
+from canarylab.doctor.checks import Provider
 from canarylab.doctor.labsize import LabSize
 from canarylab.doctor.model import FAIL, Check
 from canarylab.errors import CanarylabError
@@ -27,9 +27,9 @@ def require_vagrant() -> str:
     return path
 
 
-def require_provider(root: Path, lab: LabSize) -> Check:
+def require_provider(providers: list[Provider], lab: LabSize) -> Check:
     """Fail early, with the fix, when the lab's provider is not usable on this host."""
-    check = checks.check_providers(gather_providers(root, vagrant_version(root)), lab.provider)
+    check = checks.check_providers(providers, lab.provider)
     if check.status == FAIL:
         raise CanarylabError(check.detail, f"{check.fix}; {DOCTOR_HINT}")
     return check

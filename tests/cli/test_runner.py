@@ -87,6 +87,34 @@ def test_failing_playbook_without_check_returns_failures(run_kwargs: dict[str, A
     assert result.stats["localhost"]["failed"] == 1
 
 
+UNREACHABLE_INVENTORY = """
+all:
+  children:
+    canarylab_load:
+      hosts:
+        ghost:
+          ansible_host: 127.0.0.1
+          ansible_port: 1
+          ansible_connection: ssh
+          ansible_user: nobody
+"""
+
+
+def test_unreachable_host_is_named_with_the_connection_error(
+    tmp_path: Path, run_kwargs: dict[str, Any]
+) -> None:
+    inventory = tmp_path / "unreachable.yml"
+    inventory.write_text(UNREACHABLE_INVENTORY)
+    with pytest.raises(PlaybookError) as info:
+        run_playbook(f"{PB}/phases.yml", show_progress=False, **{**run_kwargs, "inventory": inventory})
+    failure = info.value.result.failures[0]
+    assert failure.unreachable
+    assert (failure.host, failure.task, failure.role) == ("ghost", "First role sleeps a little", "first")
+    assert "port 1" in failure.message
+    assert "unreachable on ghost" in str(info.value)
+    assert info.value.result.stats["ghost"]["unreachable"] == 1
+
+
 def test_phases_of_two_plays_and_two_roles_in_order(run_kwargs: dict[str, Any]) -> None:
     result = run_playbook(f"{PB}/phases.yml", show_progress=False, **run_kwargs)
     assert [(p.name, p.kind) for p in result.phases] == [
