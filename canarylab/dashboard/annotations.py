@@ -99,8 +99,8 @@ class GrafanaAnnotator:
                 continue
             try:
                 self.posted.append(self.grafana.annotate(item.text, item.tags, item.time_ms))
-            except CanarylabError as err:
-                self.failed = str(err)
+            except Exception as err:  # annotations must never stop a run, whatever went wrong
+                self.failed = str(err) if isinstance(err, CanarylabError) else f"{type(err).__name__}: {err}"
                 print(f"canarylab: Grafana annotations switched off: {err}", file=self._stderr, flush=True)
 
     def close(self, timeout: float = 10.0) -> None:

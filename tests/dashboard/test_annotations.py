@@ -121,3 +121,24 @@ def test_from_env_only_when_a_url_is_configured(fake_grafana: FakeGrafana, state
     annotator.on_event(Event(events.LOAD_START, "go", time=5.0, variant=c.CANARY))
     annotator.close()
     assert fake_grafana.state.annotations[0]["time"] == 5000
+
+
+class _BrokenGrafana:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def annotate(self, text: str, tags: Sequence[str], time_ms: int, time_end_ms: int | None = None) -> int:
+        self.calls += 1
+        raise ValueError("unexpected answer")
+
+
+def test_an_unexpected_failure_switches_annotations_off_too() -> None:
+    broken = _BrokenGrafana()
+    stderr = io.StringIO()
+    annotator = GrafanaAnnotator(broken, run="r", stderr=stderr)
+    _load_events(EventBus([annotator]))
+    annotator.close()
+    assert not annotator._thread.is_alive()
+    assert broken.calls == 1, "tried once, then left alone"
+    assert annotator.failed == "ValueError: unexpected answer"
+    assert "annotations switched off" in stderr.getvalue()
