@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from canarylab.experiment import results as res
 from canarylab.experiment.analysis import pooled_histogram
@@ -284,16 +286,14 @@ def render_all(run_dir: Path) -> dict[str, Any]:
     return dict(summary)
 
 
-def verdict_table(summary: Mapping[str, Any]) -> Table:
-    """The verdict table the command prints at the end."""
+def verdict_table(summary: Mapping[str, Any]) -> Group:
+    """The verdict table the command prints at the end: per variant, then the comparison."""
     verdict = str(summary.get("verdict"))
-    table = Table(
-        title=f"{summary.get('experiment')}: [{VERDICT_STYLE.get(verdict, 'bold')}]{verdict}[/]",
-        caption=str(summary.get("reason", "")),
-        caption_justify="left",
-    )
+    style = VERDICT_STYLE.get(verdict, "bold")
+    table = Table(title=f"{summary.get('experiment')} ({summary.get('target')} target)", title_justify="left")
     table.add_column("variant")
-    table.add_column("achieved req/s", justify="right")
+    table.add_column("threads", justify="right")
+    table.add_column("req/s (target)", justify="right")
     table.add_column("errors", justify="right")
     for s in STATS:
         table.add_column(f"{s} ms", justify="right")
@@ -301,35 +301,39 @@ def verdict_table(summary: Mapping[str, Any]) -> Table:
     table.add_column("processing max ms", justify="right")
     for name, v in (summary.get("variants") or {}).items():
         table.add_row(
-            variant_label(name, v),
-            f"{_ms(v.get('achieved_rps'))} / {v.get('target_rps')}",
+            name,
+            str(v.get("threads")),
+            f"{_ms(v.get('achieved_rps'))} ({v.get('target_rps'):g})",
             f"{v.get('errors')} ({_ratio(v.get('error_ratio'))})",
             *(_ms(v.get(f"{s}_ms")) for s in STATS),
             _ms((v.get("server") or {}).get("p95_ms")),
             _ms((v.get("processing") or {}).get("max_ms")),
         )
     comp = summary.get("comparison") or {}
+    conf = float(comp.get("confidence") or 0.95) * 100
+    changes = Table(title=f"{summary.get('candidate')} vs {summary.get('baseline')}", title_justify="left")
+    for col in ("statistic", "change", f"{conf:.0f}% CI", "decides"):
+        changes.add_column(col, justify="left" if col in ("statistic", "decides") else "right")
+    deciding = comp.get("statistics") or []
     for stat, e in (comp.get("changes") or {}).items():
-        if stat in (comp.get("statistics") or []):
-            table.add_row(
-                f"change {stat}",
-                "",
-                "",
-                *([""] * len(STATS)),
-                _pct(e.get("change")),
-                f"CI {_pct(e.get('ci_low'))}..{_pct(e.get('ci_high'))}",
-            )
+        changes.add_row(
+            stat,
+            _pct(e.get("change")),
+            f"{_pct(e.get('ci_low'))} .. {_pct(e.get('ci_high'))}",
+            "yes" if stat in deciding else "",
+        )
     seed = summary.get("seed_criterion") or {}
     met = seed.get("met")
-    table.add_row(
-        "seed criterion",
-        "",
-        "",
-        *([""] * len(STATS)),
+    changes.add_row(
+        f"seed: max {seed.get('source', '')} (exact)",
         _pct(seed.get("change")),
-        f"{'met' if met else 'not met' if met is not None else 'n/a'} (not deciding)",
+        "no interval: one extreme value",
+        f"no ({'met' if met else 'not met' if met is not None else 'n/a'})",
     )
-    return table
+    verdict_text = Text.assemble(
+        ("verdict: ", "bold"), (verdict, style), (f"  {summary.get('reason', '')}", "")
+    )
+    return Group(table, changes, verdict_text)
 
 
 def verdict_line(summary: Mapping[str, Any]) -> str:
