@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console
+from rich.errors import LiveError
 from rich.live import Live
 from rich.text import Text
 
@@ -129,6 +130,7 @@ class RichProgress:
     state: RunState = field(default_factory=RunState)
     started: float = field(default_factory=time.monotonic)
     _live: Live | None = None
+    _nested: bool = False
 
     def _render(self) -> Text:
         s = self.state
@@ -141,17 +143,24 @@ class RichProgress:
         return text
 
     def handle(self, event: Mapping[str, Any]) -> None:
-        if self._live is None:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
-            self._live.start()
+        if self._live is None and not self._nested:
+            live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
+            try:
+                live.start()
+                self._live = live
+            except LiveError:  # the caller already shows a live display: print task lines instead
+                self._nested = True
         previous_play = self.state.play
         self.state.update(event)
         if event.get("event") == "playbook_on_play_start" and self.state.play != previous_play:
             self.console.print(Text(f"PLAY {self.state.play}", style="bold cyan"))
+        elif self._nested and event.get("event") in TASK_START_EVENTS:
+            self.console.print(Text(f"  {_where('', self.state.role, self.state.task)}"))
         failure = _failure_line(event)
         if failure:
             self.console.print(Text(failure, style="bold red"))
-        self._live.update(self._render())
+        if self._live is not None:
+            self._live.update(self._render())
 
     def close(self) -> None:
         if self._live is not None:

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.errors import LiveError
+from rich.live import Live
+from rich.text import Text
 
 from canarylab.errors import CanarylabError
 from canarylab.procs import ProcessGroup
@@ -266,6 +269,30 @@ def test_rich_progress_renders_on_a_terminal() -> None:
     assert "ok=1" in out
     assert "changed=1" in out
     assert "failed=1" in out
+
+
+def test_rich_progress_inside_another_live_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100)
+    with Live(Text("caller's own display"), console=console):  # rich >= 14 nests live displays
+        view = RichProgress(console=console, title="t")
+        for event in _fake_events():
+            view.handle(event)
+        view.close()
+    assert "FAILED h2: went wrong" in buf.getvalue()
+
+    def refuse(self: Live) -> None:  # older rich: "Only one live display may be active at once"
+        raise LiveError("Only one live display may be active at once")
+
+    monkeypatch.setattr(Live, "start", refuse)
+    buf = io.StringIO()
+    view = RichProgress(console=Console(file=buf, force_terminal=True, width=100), title="t")
+    for event in _fake_events():
+        view.handle(event)
+    view.close()
+    out = buf.getvalue()
+    assert "r / T" in out  # one line per task instead of the live block
+    assert "FAILED h2: went wrong" in out
 
 
 def test_make_progress_picks_view_by_tty() -> None:
