@@ -13,8 +13,8 @@ failed playbook), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import sys
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping
