@@ -8,13 +8,16 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from canarylab.cli import main
+from canarylab.procs import ProcessGroup
 
 FAKE_VAGRANT = r"""#!/bin/sh
 echo "vagrant $*" >> "$FAKE_LOG"
@@ -22,6 +25,7 @@ case "$1" in
   --version) echo "Vagrant 2.3.4" ;;
   plugin) echo "No plugins installed." ;;
   up)
+    if [ -n "$FAKE_UP_SLEEP" ]; then sleep "$FAKE_UP_SLEEP"; fi
     cat > inventory/vagrant.yml <<'INV'
 all:
   children:
@@ -219,6 +223,25 @@ def test_up_without_the_provider_points_at_doctor(
     assert "the lab's provider virtualbox is not usable" in err
     assert "canarylab doctor" in err
     assert not any(c.startswith("vagrant up") for c in _calls(lab))
+
+
+def test_ctrl_c_during_vagrant_up_stops_cleanly(
+    lab: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, procs: ProcessGroup
+) -> None:
+    monkeypatch.setenv("FAKE_UP_SLEEP", "300")
+    proc = procs.start(
+        "canarylab-up", [sys.executable, "-m", "canarylab", "up", "--no-progress"], tmp_path / "up.log"
+    )
+    deadline = time.monotonic() + 60
+    while "vagrant up --no-provision" not in _calls(lab):
+        assert proc.running(), proc.log_tail()
+        assert time.monotonic() < deadline, "vagrant up was never called"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    assert proc.popen.wait(60) == 130, proc.log_tail()
+    assert "interrupted" in proc.log_tail()
+    assert "playbook site" not in _calls(lab)
+    assert not list((lab / "results").glob("provision-*.json"))
 
 
 # --- status -------------------------------------------------------------------------------
