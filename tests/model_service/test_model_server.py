@@ -181,7 +181,9 @@ def test_sigterm_stops_cleanly(start_server: StartServer, port: int) -> None:
     proc, _ = start_server(port)
     proc.stop(timeout=10)
     assert proc.popen.returncode == 0
-    assert "Traceback" not in proc.log_path.read_text()
+    log = proc.log_path.read_text()
+    assert "model_service: stopped" in log
+    assert "Traceback" not in log
 
 
 def test_saturating_burst_shows_queue_depth_not_queue_log(start_server: StartServer, port: int) -> None:

@@ -99,6 +99,12 @@ def build(settings: Settings) -> Service:
     return Service(server=server, metrics=metrics, model=model)
 
 
+def listen_urls(server: Any) -> list[str]:
+    """Where ``server`` listens; a host name may resolve to several sockets (MultiSocketServer)."""
+    listen = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
+    return [f"http://[{h}]:{p}" if ":" in str(h) else f"http://{h}:{p}" for h, p in listen]
+
+
 @contextlib.contextmanager
 def _sigterm_stops() -> Iterator[None]:
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -117,19 +123,20 @@ def serve(settings: Settings) -> None:
     service = build(settings)
     server = service.server
     log.info(
-        "serving model %s variant=%s threads=%d simulated_latency_ms=%g on http://%s:%s",
+        "serving model %s variant=%s threads=%d simulated_latency_ms=%g on %s",
         service.model.version,
         settings.variant,
         settings.threads,
         settings.simulated_latency_ms,
-        settings.host,
-        server.effective_port,
+        " ".join(listen_urls(server)),
     )
-    with _sigterm_stops():
+    # waitress's run() itself catches the KeyboardInterrupt (ours on SIGTERM, or
+    # Ctrl-C) and shuts its worker threads down; the suppress covers a signal that
+    # arrives outside its loop.
+    with _sigterm_stops(), contextlib.suppress(KeyboardInterrupt):
         try:
             server.run()
-        except KeyboardInterrupt:
-            log.info("stopping")
         finally:
             server.close()
             server.task_dispatcher.shutdown(timeout=5)
+    log.info("stopped")
