@@ -67,6 +67,7 @@ def test_predict_answers_sentiment_confidence_variant_and_version(
     [
         ("this is not json", JSON, 400, "not valid JSON"),
         (b"\xff\xfe\x00garbage", JSON, 400, "not valid JSON"),
+        ("[" * 60000, JSON, 400, "not valid JSON"),
         ('{"review": "great"}', "text/plain", 415, "Content-Type: application/json"),
         ("review=great", "application/x-www-form-urlencoded", 415, "Content-Type"),
         ({"text": "great"}, JSON, 400, 'missing field "review"'),
@@ -82,6 +83,7 @@ def test_predict_answers_sentiment_confidence_variant_and_version(
     ids=[
         "not-json",
         "binary",
+        "deep-nesting",
         "text-plain",
         "form",
         "no-review",

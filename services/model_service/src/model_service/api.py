@@ -57,7 +57,7 @@ def _parse_review() -> str:
     raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: werkzeug raises 413
     try:
         body: Any = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurd nesting
         raise ClientError(400, 'the body is not valid JSON; send {"review": "..."}') from None
     if not isinstance(body, dict):
         raise ClientError(400, 'the body must be a JSON object: {"review": "..."}')
