@@ -1,0 +1,169 @@
+"""Statistics on synthetic samples with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from canarylab.experiment.stats import (
+    Histogram,
+    bootstrap_histograms,
+    bootstrap_repetitions,
+    histogram_quantile,
+    relative_change,
+    spread,
+    statistic_of_samples,
+)
+from canarylab_contract import BUCKET_GROWTH, LATENCY_BUCKETS
+
+INF = math.inf
+
+
+# --- histogram_quantile: Prometheus's interpolation, case by case -------------------------------
+
+
+def test_linear_interpolation_inside_the_bucket() -> None:
+    # 10 observations <= 1, 10 more in (1, 2]: the median is the top of the first bucket,
+    # the 75th percentile halfway through the second.
+    assert histogram_quantile(0.5, [1, 2, INF], [10, 20, 20]) == pytest.approx(1.0)
+    assert histogram_quantile(0.75, [1, 2, INF], [10, 20, 20]) == pytest.approx(1.5)
+
+
+def test_lowest_bucket_starts_at_zero() -> None:
+    assert histogram_quantile(0.5, [4, 8, INF], [10, 10, 10]) == pytest.approx(2.0)
+
+
+def test_rank_in_the_inf_bucket_returns_the_second_highest_bound() -> None:
+    assert histogram_quantile(0.99, [1, 2, INF], [10, 10, 20]) == pytest.approx(2.0)
+
+
+def test_no_observations_is_nan_and_out_of_range_q_is_infinite() -> None:
+    assert math.isnan(histogram_quantile(0.5, [1, INF], [0, 0]))
+    assert histogram_quantile(-0.1, [1, INF], [1, 1]) == -INF
+    assert histogram_quantile(1.1, [1, INF], [1, 1]) == INF
+    assert math.isnan(histogram_quantile(0.5, [1, 2], [1, 2]))  # no +Inf bucket
+
+
+def test_q1_is_the_upper_bound_of_the_highest_nonempty_bucket() -> None:
+    """A histogram only bounds a maximum."""
+    assert histogram_quantile(1.0, [1, 2, 4, INF], [3, 5, 5, 5]) == pytest.approx(2.0)
+
+
+def test_non_monotonic_counts_are_fixed_like_prometheus() -> None:
+    assert histogram_quantile(0.5, [1, 2, INF], [10, 9, 20]) == histogram_quantile(
+        0.5, [1, 2, INF], [10, 10, 20]
+    )
+
+
+# --- Histogram ------------------------------------------------------------------------------------
+
+
+def test_fine_buckets_give_quantiles_within_the_bucket_growth() -> None:
+    """With x1.1 buckets, a histogram quantile is within 10% of the exact sample quantile."""
+    rng = np.random.default_rng(7)
+    samples = rng.lognormal(np.log(0.05), 0.5, 20_000)
+    h = Histogram.from_samples(samples, LATENCY_BUCKETS)
+    assert h.total == 20_000
+    for stat in ("p50", "p90", "p95", "p99"):
+        exact = statistic_of_samples(samples, stat)
+        assert h.stat(stat) == pytest.approx(exact, rel=BUCKET_GROWTH - 1)
+
+
+def test_max_is_bounded_by_its_bucket() -> None:
+    h = Histogram.from_samples([0.010, 0.020, 0.3081], LATENCY_BUCKETS)
+    assert h.max_bound() >= 0.3081
+    assert h.max_bound() / BUCKET_GROWTH <= 0.3081
+    lo = h.max_bound() / BUCKET_GROWTH * 0.999
+    assert lo <= h.expected_max() <= h.max_bound()
+
+
+def test_from_cumulative_and_sample_round_trip() -> None:
+    h = Histogram.from_cumulative({0.1: 2, 0.2: 5, 0.4: 6, INF: 6})
+    assert h.bounds == (0.1, 0.2, 0.4, INF)
+    assert h.counts == (2, 3, 1, 0)
+    sample = h.sample()
+    assert len(sample) == 6
+    assert sorted(sample) == pytest.approx([0.025, 0.075, 0.1 + 0.1 / 6, 0.15, 0.2 - 0.1 / 6, 0.3])
+    assert (h + h).counts == (4, 6, 2, 0)
+
+
+# --- bootstrap ------------------------------------------------------------------------------------
+
+
+def _hist(samples: np.ndarray) -> Histogram:
+    return Histogram.from_samples(samples, LATENCY_BUCKETS)
+
+
+def test_a_known_20_percent_reduction_is_found_and_the_interval_holds_it() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.lognormal(np.log(0.1), 0.3, 3000)
+    cand = base * 0.8
+    for stat in ("p50", "p95"):
+        est = bootstrap_histograms(_hist(base), _hist(cand), stat, np.random.default_rng(2))
+        assert est.change == pytest.approx(-0.2, abs=0.03)
+        assert est.ci_low <= -0.2 <= est.ci_high + 0.02
+        assert est.ci_high < -0.05  # clears a 5% threshold
+
+
+def test_identical_distributions_give_an_interval_around_zero() -> None:
+    rng = np.random.default_rng(3)
+    a = _hist(rng.lognormal(np.log(0.1), 0.3, 3000))
+    b = _hist(rng.lognormal(np.log(0.1), 0.3, 3000))
+    for stat in ("p95", "max"):
+        est = bootstrap_histograms(a, b, stat, np.random.default_rng(4))
+        assert est.ci_low < 0 < est.ci_high, est
+
+
+def test_max_interval_is_wide_because_one_observation_decides_it() -> None:
+    rng = np.random.default_rng(5)
+    a = _hist(rng.lognormal(np.log(0.1), 0.3, 3000))
+    b = _hist(rng.lognormal(np.log(0.1), 0.3, 3000))
+    p95 = bootstrap_histograms(a, b, "p95", np.random.default_rng(6))
+    mx = bootstrap_histograms(a, b, "max", np.random.default_rng(6))
+    assert (mx.ci_high - mx.ci_low) > 2 * (p95.ci_high - p95.ci_low)
+
+
+def test_the_bootstrap_is_reproducible_from_its_seed() -> None:
+    rng = np.random.default_rng(8)
+    a = _hist(rng.lognormal(np.log(0.1), 0.3, 500))
+    b = _hist(rng.lognormal(np.log(0.09), 0.3, 500))
+    one = bootstrap_histograms(a, b, "p95", np.random.default_rng(42))
+    two = bootstrap_histograms(a, b, "p95", np.random.default_rng(42))
+    assert one == two
+
+
+def test_the_resampled_quantile_matches_prometheus_interpolation_on_average() -> None:
+    rng = np.random.default_rng(9)
+    h = _hist(rng.lognormal(np.log(0.2), 0.2, 5000))
+    est = bootstrap_histograms(h, h, "p95", np.random.default_rng(10))
+    assert est.change == 0
+    assert abs(est.ci_low + est.ci_high) < 0.02  # symmetric around zero
+
+
+def test_empty_histogram_gives_nan_interval() -> None:
+    empty = Histogram.from_samples([], LATENCY_BUCKETS)
+    full = _hist(np.full(10, 0.1))
+    est = bootstrap_histograms(empty, full, "p95", np.random.default_rng(0))
+    assert math.isnan(est.ci_low) and math.isnan(est.change)
+
+
+def test_across_repetitions_paired_bootstrap() -> None:
+    base = [1.00, 1.10, 0.90, 1.05, 0.95]
+    cand = [0.80, 0.88, 0.72, 0.84, 0.76]  # exactly 20% lower in every repetition
+    est = bootstrap_repetitions(base, cand, "p95", np.random.default_rng(0))
+    assert est.change == pytest.approx(-0.2)
+    assert est.ci_low == pytest.approx(-0.2) and est.ci_high == pytest.approx(-0.2)
+    noisy = bootstrap_repetitions([1.0, 1.2, 0.8], [1.1, 0.9, 1.0], "p95", np.random.default_rng(0))
+    assert noisy.ci_low < 0 < noisy.ci_high
+    with pytest.raises(ValueError, match="same"):
+        bootstrap_repetitions([1.0], [1.0, 2.0], "p95", np.random.default_rng(0))
+
+
+def test_spread_and_relative_change() -> None:
+    s = spread([1.0, 2.0, 3.0])
+    assert s == {"n": 3, "mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0}
+    assert spread([math.nan])["n"] == 0
+    assert relative_change(2.0, 1.5) == pytest.approx(-0.25)
+    assert math.isnan(relative_change(0.0, 1.0))
