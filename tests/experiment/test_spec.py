@@ -69,7 +69,8 @@ def test_the_seed_experiment_is_what_the_issue_says() -> None:
     assert spec.criteria.seed.min_reduction == pytest.approx(0.05)
     assert spec.criteria.max_error_ratio == pytest.approx(0.01)
     assert spec.criteria.min_achieved_rate == pytest.approx(0.95)
-    assert spec.baseline == "stable" and spec.candidate == "canary"
+    assert spec.baseline == "stable"
+    assert spec.candidate == "canary"
 
 
 def test_a_valid_spec_round_trips_through_to_dict() -> None:

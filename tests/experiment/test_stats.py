@@ -146,7 +146,8 @@ def test_empty_histogram_gives_nan_interval() -> None:
     empty = Histogram.from_samples([], LATENCY_BUCKETS)
     full = _hist(np.full(10, 0.1))
     est = bootstrap_histograms(empty, full, "p95", np.random.default_rng(0))
-    assert math.isnan(est.ci_low) and math.isnan(est.change)
+    assert math.isnan(est.ci_low)
+    assert math.isnan(est.change)
 
 
 def test_across_repetitions_paired_bootstrap() -> None:
@@ -154,7 +155,8 @@ def test_across_repetitions_paired_bootstrap() -> None:
     cand = [0.80, 0.88, 0.72, 0.84, 0.76]  # exactly 20% lower in every repetition
     est = bootstrap_repetitions(base, cand, "p95", np.random.default_rng(0))
     assert est.change == pytest.approx(-0.2)
-    assert est.ci_low == pytest.approx(-0.2) and est.ci_high == pytest.approx(-0.2)
+    assert est.ci_low == pytest.approx(-0.2)
+    assert est.ci_high == pytest.approx(-0.2)
     noisy = bootstrap_repetitions([1.0, 1.2, 0.8], [1.1, 0.9, 1.0], "p95", np.random.default_rng(0))
     assert noisy.ci_low < 0 < noisy.ci_high
     with pytest.raises(ValueError, match="same"):

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from canarylab.experiment import VERDICT_EXIT_CODES
 from canarylab.experiment.spec import CriteriaSpec
 from canarylab.experiment.stats import ChangeEstimate
 from canarylab.experiment.verdict import (
@@ -56,13 +57,15 @@ def run(
 def test_pass_when_every_interval_clears_the_threshold() -> None:
     verdict, reason = run()
     assert verdict == PASS
-    assert "p95" in reason and "max" in reason
+    assert "p95" in reason
+    assert "max" in reason
 
 
 def test_inconclusive_when_an_interval_straddles_the_threshold() -> None:
     verdict, reason = run(changes={**CLEAR, "p95": change("p95", -0.08, -0.15, 0.01)})
     assert verdict == INCONCLUSIVE
-    assert "straddles" in reason and "p95" in reason
+    assert "straddles" in reason
+    assert "p95" in reason
 
 
 def test_interval_touching_the_threshold_from_below_passes() -> None:
@@ -73,13 +76,15 @@ def test_interval_touching_the_threshold_from_below_passes() -> None:
 def test_fail_when_the_improvement_is_ruled_out() -> None:
     verdict, reason = run(changes={**CLEAR, "max": change("max", 0.01, -0.03, 0.05)})
     assert verdict == FAIL
-    assert "ruled out" in reason and "max" in reason
+    assert "ruled out" in reason
+    assert "max" in reason
 
 
 def test_invalid_when_the_achieved_rate_is_more_than_5_percent_below_target() -> None:
     verdict, reason = run(canary=health("canary", achieved_rps=9.4))
     assert verdict == INVALID
-    assert "canary" in reason and "9.40" in reason
+    assert "canary" in reason
+    assert "9.40" in reason
     assert run(canary=health("canary", achieved_rps=9.5))[0] == PASS  # exactly 5% below is fine
 
 
@@ -99,7 +104,8 @@ def test_invalid_when_no_requests_or_no_data() -> None:
     assert run(stable=health("stable", requests=0))[0] == INVALID
     no_interval = {**CLEAR, "p95": change("p95", math.nan, math.nan, math.nan)}
     verdict, reason = run(changes=no_interval)
-    assert verdict == INVALID and "p95" in reason
+    assert verdict == INVALID
+    assert "p95" in reason
 
 
 def test_invalid_beats_everything_else() -> None:
@@ -110,7 +116,8 @@ def test_invalid_beats_everything_else() -> None:
 def test_candidate_over_1_percent_errors_fails_even_if_faster() -> None:
     verdict, reason = run(canary=health("canary", errors=7))  # 7 / 600 = 1.2%
     assert verdict == FAIL
-    assert "canary" in reason and "errors" in reason
+    assert "canary" in reason
+    assert "errors" in reason
     assert run(canary=health("canary", errors=6))[0] == PASS  # exactly 1%
 
 
@@ -130,7 +137,8 @@ def test_baseline_errors_count_against_the_baseline_not_the_candidate() -> None:
 def test_the_seed_criterion_is_reported_but_never_decides() -> None:
     met = SeedResult(baseline_max=1.0, candidate_max=0.5, min_reduction=0.05, source="processing")
     not_met = SeedResult(baseline_max=1.0, candidate_max=1.2, min_reduction=0.05, source="processing")
-    assert met.met is True and not_met.met is False
+    assert met.met is True
+    assert not_met.met is False
     straddle = {**CLEAR, "p95": change("p95", -0.08, -0.15, 0.01)}
     verdict, _ = run(changes=straddle, seed=met)
     assert verdict == INCONCLUSIVE  # the seed alone would have said "success"
@@ -162,6 +170,4 @@ def test_threshold_and_statistics_come_from_the_spec() -> None:
 
 @pytest.mark.parametrize("verdict", [PASS, FAIL, INCONCLUSIVE, INVALID])
 def test_every_verdict_has_an_exit_code(verdict: str) -> None:
-    from canarylab.experiment import VERDICT_EXIT_CODES
-
     assert VERDICT_EXIT_CODES[verdict] in (0, 1, 3, 4)
