@@ -41,7 +41,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i = dsub.add_parser("import", help="create or replace the dashboard in a Grafana, in a folder")
     i.add_argument("--grafana-url", required=True, help="Grafana's root URL, e.g. http://192.168.56.10:3000")
     i.add_argument("--file", help="dashboard JSON to import (default: a fresh render)")
-    i.add_argument("--folder-uid", default=grafana.DEFAULT_FOLDER_UID)
+    i.add_argument(
+        "--folder-uid",
+        default=grafana.DEFAULT_FOLDER_UID,
+        help="uid of the folder to create or reuse (default: %(default)s)",
+    )
     i.add_argument("--folder", default=grafana.DEFAULT_FOLDER_TITLE, help="folder title")
     i.add_argument("--uid", help="import under this uid instead (a copy next to a provisioned one)")
     i.set_defaults(func=_import)
@@ -51,7 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=_queries)
 
     c = dsub.add_parser("verify", help="run every panel's PromQL against Prometheus: no empty panel, no NaN")
-    c.add_argument("--prometheus-url", required=True)
+    c.add_argument("--prometheus-url", required=True, help="Prometheus root URL, e.g. http://127.0.0.1:19090")
     c.add_argument(
         "--at", type=float, help="evaluate at this Unix time (default: now), e.g. a past run's end"
     )
