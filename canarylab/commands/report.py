@@ -21,14 +21,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "RESULTS_DIR is a run directory, or a results/ directory (its latest run).",
     )
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="e.g. results/latest")
+    p.add_argument(
+        "--reanalyse",
+        action="store_true",
+        help="also recompute summary.json from the raw data (same seed, same numbers)",
+    )
     p.set_defaults(func=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
     from canarylab.experiment import results as res  # noqa: PLC0415
-    from canarylab.experiment.report import render_all, verdict_table  # noqa: PLC0415
+    from canarylab.experiment.report import reanalyse, render_all, verdict_table  # noqa: PLC0415
 
     run_dir = res.find_run_dir(args.results_dir)
+    if args.reanalyse:
+        reanalyse(run_dir)
     summary = render_all(run_dir)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
     console.print(verdict_table(summary))

@@ -259,6 +259,7 @@ def analyse(  # noqa: PLR0912 - one pass over the variants, kept together for re
         "baseline": base,
         "candidate": cand,
         "variants": out_variants,
+        "target_restarts": {v: list((target_restarts or {}).get(v, [])) for v in variants},
         "comparison": {
             "decided_by": decided_by,
             "statistics": list(spec.criteria.decide.statistics),

@@ -275,7 +275,13 @@ class Runner:
                 time=r.started,
                 repetition=repetition,
                 variant=r.variant,
-                data={"phase": phase, "rate": rate, "duration": duration, "connections": connections},
+                data={
+                    "phase": phase,
+                    "rate": rate,
+                    "duration": duration,
+                    "connections": connections,
+                    "pid": r.process.pid,
+                },
             )
         deadline = started + duration + load.timeout + LOAD_GRACE
         next_tick = started + PROGRESS_EVERY
@@ -360,7 +366,10 @@ class Runner:
         with ProcessGroup() as loads, target:
             t: Target = target
             self.client = PrometheusClient(t.prometheus_url)
-            self.bus.emit(ev.READY, "all services and Prometheus are ready", data={"ports": target.ports})
+            pids = {n: p.pid for n, p in target.processes.items()} if isinstance(target, LocalTarget) else {}
+            self.bus.emit(
+                ev.READY, "all services and Prometheus are ready", data={"ports": target.ports, "pids": pids}
+            )
             if self.opts.calibrate:
                 rate = self.calibrate(loads, t)
                 self.spec = spec = spec.with_overrides(rate=rate)

@@ -85,6 +85,43 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def owns_port(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` is the one listening on ``port`` (Linux /proc); None when unknown.
+
+    A port that looked free can be taken by someone else a moment later; then
+    *their* server answers our readiness probe while ours exits "port in use".
+    """
+    if not Path("/proc/net/tcp").exists():
+        return None
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    return False
+
+
 def pick_port(preferred: int, taken: set[int]) -> int:
     """``preferred`` when nobody holds it, else a free port; never one in ``taken``."""
     port = preferred
@@ -259,16 +296,34 @@ class LocalTarget:
         env = self._app_env(v, self.ports[name], self.ports[f"model-service-{v.name}"])
         return self._start(name, [_tool("sentiment-app")], env, name)
 
+    def _await(self, name: str, path: str) -> None:
+        """Wait until ``name`` answers ``path`` on its port and it is really *our* process listening."""
+        proc, port = self.processes[name], self.ports[name]
+
+        def ours(resp: requests.Response) -> bool:
+            return resp.ok and owns_port(proc.pid, port) is not False
+
+        wait_http_ok(f"http://127.0.0.1:{port}{path}", self.ready_timeout, proc, accept=ours)
+
+    def _port_lost(self, name: str) -> bool:
+        """``name`` exited because its port was taken meanwhile."""
+        proc = self.processes[name]
+        if proc.running():
+            return False
+        with contextlib.suppress(Exception):
+            proc.popen.wait(1)
+        return "in use" in proc.log_tail(40).lower()
+
     def _wait_ready(self, name: str, model_dir: Path, taken: set[int]) -> None:
         """Wait for ``name``'s /readyz; when it died because its port was taken, move it to a free one."""
         for attempt in range(_PORT_TRIES):
-            proc = self.processes[name]
             try:
-                wait_http_ok(f"http://127.0.0.1:{self.ports[name]}{c.READY_PATH}", self.ready_timeout, proc)
+                self._await(name, c.READY_PATH)
                 return
             except CanarylabError:
-                if attempt + 1 < _PORT_TRIES and not proc.running() and "in use" in proc.log_tail(40).lower():
+                if attempt + 1 < _PORT_TRIES and self._port_lost(name):
                     self.ports[name] = pick_port(free_port(), taken)
+                    self._status(f"{name}: its port was taken meanwhile, moving it to {self.ports[name]}")
                     self._launch(name, model_dir)
                     if name.startswith("model-service-"):  # its app must follow it to the new port
                         app = name.replace("model-service-", "app-", 1)
@@ -276,6 +331,22 @@ class LocalTarget:
                         self._launch(app, model_dir)
                     continue
                 raise
+
+    def _wait_prometheus(self, binary: str, taken: set[int]) -> ManagedProcess:
+        for attempt in range(_PORT_TRIES):
+            try:
+                self._await("prometheus", "/-/ready")
+                return self.processes["prometheus"]
+            except CanarylabError:
+                if attempt + 1 < _PORT_TRIES and self._port_lost("prometheus"):
+                    self.ports["prometheus"] = pick_port(free_port(), taken)
+                    self._status(
+                        f"prometheus: its port was taken meanwhile, moving it to {self.ports['prometheus']}"
+                    )
+                    self._start_prometheus(binary)
+                    continue
+                raise
+        raise CanarylabError("prometheus could not find a free port")  # pragma: no cover
 
     def _start_all(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -298,11 +369,12 @@ class LocalTarget:
             self._launch(f"model-service-{name}", model_dir)
         for name in self.variants:
             self._launch(f"app-{name}", model_dir)
-        prom_proc = self._start_prometheus(prometheus)
+        self._start_prometheus(prometheus)
         for name in self.variants:
             self._wait_ready(f"model-service-{name}", model_dir, taken)
         for name in self.variants:
             self._wait_ready(f"app-{name}", model_dir, taken)
+        prom_proc = self._wait_prometheus(prometheus, taken)
         self.prometheus_url = f"http://127.0.0.1:{self.ports['prometheus']}"
         self._write_prometheus_config(reload_proc=prom_proc)
         client = PrometheusClient(self.prometheus_url)
@@ -354,7 +426,6 @@ class LocalTarget:
             scrape_interval=self.scrape_interval,
             rule_files=[self.rules_file] if self.rules.get("loaded") and self.rules_file else [],
         )
-        wait_http_ok(f"http://127.0.0.1:{self.ports['prometheus']}/-/ready", self.ready_timeout, reload_proc)
         if config.read_text() != text:
             config.write_text(text)
             os.kill(reload_proc.pid, signal.SIGHUP)  # reload the config

@@ -154,7 +154,7 @@ def plot_distribution(
         ax.set_ylabel("% of requests")
         ax.set_title(f"{labels.get(v, v)}: {round(total)} requests", fontsize=10, loc="left")
         ax.grid(True, alpha=0.3, which="both")
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="best", fontsize=8, framealpha=0.9)
     ax_last = axes[-1, 0]
     ax_last.set_xscale("log")
     ax_last.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

@@ -228,7 +228,8 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
         f"{float(validity.get('min_achieved_rate') or 0.95) * 100:.0f}% of the target."
     )
     for d in summary.get("details") or []:
-        add(f"- {d}")
+        if d != summary.get("reason"):
+            add(f"- {d}")
     for w in validity.get("warnings") or []:
         add(f"- warning: {w}")
     cal = summary.get("calibration")
@@ -265,8 +266,12 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
             add(f"- {k}: {v}")
     if target.get("ports"):
         add(f"- ports: {', '.join(f'{k} {p}' for k, p in target['ports'].items())}")
-    if target.get("rules"):
-        add(f"- Prometheus rules: {target['rules']}")
+    rules = target.get("rules") or {}
+    if rules.get("file"):
+        state = "loaded" if rules.get("loaded") else "not loaded"
+        add(
+            f"- Prometheus rules: {rules['file']} ({state}: {str(rules.get('detail', '')).splitlines()[-1:]})"
+        )
     add("- every knob, process and environment variable: environment.json; raw data: load/, prometheus/")
     add("")
     return "\n".join(lines)
@@ -274,6 +279,30 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
 
 def _x1000(x: Any) -> float | None:
     return None if x is None else float(x) * 1000.0
+
+
+def reanalyse(run_dir: Path) -> dict[str, Any]:
+    """Recompute summary.json's analysis from the run's raw data (bombardier JSON, Prometheus results).
+
+    The analysis is seeded from the spec, so the saved data always gives the same numbers.
+    """
+    from canarylab.experiment.analysis import analyse  # noqa: PLC0415
+    from canarylab.experiment.load import parse_bombardier  # noqa: PLC0415
+    from canarylab.experiment.spec import load_spec  # noqa: PLC0415
+
+    summary = dict(res.read_json(run_dir / res.SUMMARY))
+    spec = load_spec(run_dir / res.SPEC)
+    reps = load_collections(run_dir)
+    client = {
+        v.name: [
+            parse_bombardier((run_dir / res.load_file("rep", v.name, repetition=r.repetition)).read_text())
+            for r in reps
+        ]
+        for v in spec.variants
+    }
+    summary.update(analyse(spec, client, reps, target_restarts=summary.get("target_restarts") or {}))
+    res.write_json(run_dir / res.SUMMARY, summary)
+    return summary
 
 
 def render_all(run_dir: Path) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""Report rendering from a saved results directory: no Prometheus, no services.
+
+The fixture is the real results directory of a must-PASS run on this machine
+(raw bombardier JSON, Prometheus query results, summary.json)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from canarylab.cli import main
+from canarylab.errors import CanarylabError
+from canarylab.experiment import results as res
+from canarylab.experiment.plots import DPI, FIGSIZE
+from canarylab.experiment.report import reanalyse, render_all, render_markdown
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "experiment" / "run-must-pass"
+PNG_SIZE = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the PNG header; fails if it is not a PNG."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert head[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "20260101T000000Z-must-pass"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+def test_canarylab_report_renders_the_report_and_plots_from_saved_data(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(run_dir)]) == 0
+    report = (run_dir / res.REPORT).read_text()
+    assert report.startswith("# must-pass: **PASS**")
+    for needle in ("## Verdict table", "## Comparison and uncertainty", "seed's criterion", "## Validity"):
+        assert needle in report
+    pngs = sorted(p.name for p in (run_dir / res.PLOTS_DIR).glob("*.png"))
+    assert pngs == [
+        "latency-distribution.png",
+        "latency-over-time-canary.png",
+        "latency-over-time-stable.png",
+        "latency-over-time.png",
+    ]
+    for png in (run_dir / res.PLOTS_DIR).glob("*.png"):
+        assert png_size(png) == PNG_SIZE
+        assert png.stat().st_size > 20_000  # drawn, not blank
+        assert f"plots/{png.name}" in report
+    out = capsys.readouterr().out
+    assert "PASS" in out
+    assert "report:" in out
+
+
+def test_reanalysis_reproduces_the_saved_summary(run_dir: Path) -> None:
+    saved = json.loads((run_dir / res.SUMMARY).read_text())
+    again = reanalyse(run_dir)
+    assert again["verdict"] == saved["verdict"] == "PASS"
+    assert again["comparison"] == saved["comparison"]
+    assert again["variants"] == saved["variants"]
+
+
+def test_report_command_accepts_the_parent_results_dir(run_dir: Path) -> None:
+    res.point_latest(run_dir.parent, run_dir)
+    assert main(["report", str(run_dir.parent), "--reanalyse"]) == 0
+    assert (run_dir / res.REPORT).exists()
+
+
+def test_report_of_a_non_results_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CanarylabError, match="not a results directory"):
+        res.find_run_dir(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+
+
+def test_markdown_says_which_maximum_and_shows_the_uncertainty() -> None:
+    summary = json.loads((FIXTURE / res.SUMMARY).read_text())
+    text = render_markdown(summary, json.loads((FIXTURE / res.ENVIRONMENT).read_text()))
+    assert "exact maximum recorded by the model-service" in text
+    assert "95% CI" in text
+    assert "bombardier" in text
+    assert "v1.2.6" in text
+
+
+def test_render_all_survives_missing_prometheus_data(run_dir: Path) -> None:
+    shutil.rmtree(run_dir / res.PROM_DIR)
+    render_all(run_dir)
+    for png in (run_dir / res.PLOTS_DIR).glob("*.png"):
+        assert png_size(png) == PNG_SIZE
