@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 
@@ -238,3 +239,72 @@ def test_example_server_inventory_gets_the_group_vars() -> None:
     hostvars = yaml.safe_load(result.stdout)
     assert hostvars["kubernetes_version"].startswith("1.32.")
     assert hostvars["cluster_node_ip"] == "10.0.10.11"
+
+
+# --- rendered manifests ------------------------------------------------------------
+
+
+def _render(template: Path, **values: object) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return env.from_string(template.read_text()).render(ansible_managed="Ansible managed", **values)
+
+
+def test_flannel_manifest_is_valid_for_kubernetes_1_32_and_binds_the_node_ip(tmp_path: Path) -> None:
+    pins = yaml.safe_load((ROOT / "inventory/group_vars/all/versions.yml").read_text())
+    text = _render(
+        ROOT / "roles/flannel/templates/kube-flannel.yml.j2",
+        flannel_version=pins["flannel_version"],
+        flannel_cni_plugin_version=pins["flannel_cni_plugin_version"],
+        flannel_pod_cidr="10.244.0.0/16",
+        flannel_backend="vxlan",
+        flannel_namespace="kube-flannel",
+        flannel_image_repository="ghcr.io/flannel-io",
+    )
+    manifest = tmp_path / "kube-flannel.yml"
+    manifest.write_text(text)
+    result = _run([str(BIN / "kubernetes-validate"), "-k", "1.32.0", str(manifest)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    ds = next(d for d in yaml.safe_load_all(text) if d["kind"] == "DaemonSet")
+    flanneld = ds["spec"]["template"]["spec"]["containers"][0]
+    assert "--iface=$(NODE_IP)" in flanneld["args"]
+    env = {e["name"]: e for e in flanneld["env"]}
+    assert env["NODE_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    assert not any("eth1" in arg for arg in flanneld["args"])
+
+
+def test_kubeadm_configs_pass_the_private_ip_to_kubelet() -> None:
+    init = list(
+        yaml.safe_load_all(
+            _render(
+                ROOT / "roles/kubeadm_control_plane/templates/init.yaml.j2",
+                kubeadm_control_plane_advertise_address="192.168.56.10",
+                kubeadm_control_plane_bind_port=6443,
+                kubeadm_control_plane_node_name="cl-controller",
+                kubeadm_control_plane_cri_socket="unix:///run/containerd/containerd.sock",
+                kubeadm_control_plane_kubernetes_version="1.32.10",
+                kubeadm_control_plane_pod_cidr="10.244.0.0/16",
+                kubeadm_control_plane_service_cidr="10.96.0.0/12",
+            )
+        )
+    )
+    kinds = {d["kind"]: d for d in init}
+    assert kinds["InitConfiguration"]["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+    assert kinds["InitConfiguration"]["localAPIEndpoint"]["advertiseAddress"] == "192.168.56.10"
+    assert {"name": "node-ip", "value": "192.168.56.10"} in kinds["InitConfiguration"]["nodeRegistration"][
+        "kubeletExtraArgs"
+    ]
+    assert kinds["ClusterConfiguration"]["networking"]["podSubnet"] == "10.244.0.0/16"
+    assert kinds["KubeletConfiguration"]["cgroupDriver"] == "systemd"
+    join = yaml.safe_load(
+        _render(
+            ROOT / "roles/kubeadm_join/templates/join.yaml.j2",
+            kubeadm_join_api_endpoint="192.168.56.10:6443",
+            kubeadm_join_token="abcdef.0123456789abcdef",
+            kubeadm_join_ca_cert_hash="sha256:" + "0" * 64,
+            kubeadm_join_node_name="cl-worker-1",
+            kubeadm_join_cri_socket="unix:///run/containerd/containerd.sock",
+            kubeadm_join_node_ip="192.168.56.11",
+        )
+    )
+    assert join["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+    assert {"name": "node-ip", "value": "192.168.56.11"} in join["nodeRegistration"]["kubeletExtraArgs"]
