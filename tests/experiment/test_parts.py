@@ -1,0 +1,247 @@
+"""The engine's smaller parts: events, calibration, Prometheus config, ports, the lab target file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from canarylab.errors import CanarylabError
+from canarylab.experiment import events as ev
+from canarylab.experiment.calibrate import calibrate, next_rate
+from canarylab.experiment.collect import histograms_from_counters, window_range
+from canarylab.experiment.lab import LabTarget
+from canarylab.experiment.load import LoadResult
+from canarylab.experiment.local import owns_port, pick_port
+from canarylab.experiment.prometheus import Sample, ScrapeTarget, render_config
+from canarylab.experiment.spec import CalibrationSpec
+from canarylab_contract import LATENCY_BUCKETS, VARIANT_HEADER
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def test_progress_file_is_json_lines_a_tail_can_follow(tmp_path: Path) -> None:
+    path = tmp_path / "progress.jsonl"
+    writer = ev.ProgressFileWriter(path)
+    recorder = ev.Recorder()
+    bus = ev.EventBus([writer, recorder])
+    stop = threading.Event()
+    seen: list[ev.Event] = []
+    tail = threading.Thread(target=lambda: seen.extend(ev.tail_events(path, stop, poll=0.02)))
+    tail.start()
+    bus.emit(ev.LOAD_START, "rep 1: stable", repetition=1, variant="stable", data={"rate": 10})
+    bus.emit(ev.DONE, "PASS", data={"verdict": "PASS"})
+    time.sleep(0.1)
+    stop.set()
+    tail.join(5)
+    writer.close()
+    assert [e.kind for e in seen] == [ev.LOAD_START, ev.DONE]
+    assert seen[0].variant == "stable"
+    assert seen[0].repetition == 1
+    assert seen[0].data == {"rate": 10}
+    assert recorder.events[0].time == seen[0].time
+    assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+def test_a_failing_listener_is_dropped_and_never_breaks_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    class Broken:
+        def on_event(self, event: ev.Event) -> None:
+            raise RuntimeError("grafana is down")
+
+    recorder = ev.Recorder()
+    bus = ev.EventBus([Broken(), recorder])
+    bus.emit(ev.SETUP, "one")
+    bus.emit(ev.SETUP, "two")
+    assert len(recorder.events) == 2
+    assert len(bus.listeners) == 1
+    assert "grafana is down" in capsys.readouterr().err
+
+
+def test_listeners_satisfy_the_protocol() -> None:
+    assert isinstance(ev.Recorder(), ev.Listener)
+    assert isinstance(ev.TerminalRenderer(), ev.Listener)
+
+
+def test_progress_events_format_as_one_line() -> None:
+    event = ev.Event(ev.PROGRESS, "rep", data={"phase": "repetition 1/2", "elapsed": 3, "total": 5,
+                                                 "rates": {"stable": 9.8}})  # fmt: skip
+    line = ev.format_event(event)
+    assert line is not None
+    assert "repetition 1/2 3/5s" in line
+    assert "stable 9.8 req/s" in line
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+
+def fake_result(rate: int, p95: float, errors: int = 0) -> LoadResult:
+    return LoadResult(
+        rate=rate, duration=10, connections=8, timeout=10, time_taken=10, req1xx=0, req2xx=rate * 10 - errors,
+        req3xx=0, req4xx=0, req5xx=errors, others=0, percentiles={"95": p95}, latency_max=p95,
+    )  # fmt: skip
+
+
+def test_calibration_raises_the_rate_until_p95_doubles() -> None:
+    # the unloaded p95 is 10 ms; from 20 req/s on the p95 grows fast
+    def step(rate: int, _n: int) -> LoadResult:
+        return fake_result(rate, 0.010 if rate < 20 else 0.010 * rate / 8)
+
+    out = calibrate(CalibrationSpec(start_rate=5, growth=2, max_steps=6), step)
+    assert [s["rate"] for s in out["steps"]] == [2, 5, 10, 20]
+    assert out["chosen_rate"] == 20
+    assert out["unloaded_p95_ms"] == pytest.approx(10)
+    assert "p95" in out["reason"]
+
+
+def test_calibration_stops_at_errors_and_keeps_the_last_clean_rate() -> None:
+    out = calibrate(
+        CalibrationSpec(start_rate=5, growth=2, max_steps=6),
+        lambda rate, _n: fake_result(rate, 0.010, errors=3 if rate >= 10 else 0),
+    )
+    assert out["chosen_rate"] == 5
+    assert "errors" in out["reason"]
+
+
+def test_calibration_is_bounded() -> None:
+    calls: list[int] = []
+
+    def step(rate: int, _n: int) -> LoadResult:
+        calls.append(rate)
+        return fake_result(rate, 0.010)
+
+    cal = CalibrationSpec(start_rate=5, growth=1.5, max_steps=4, step_duration=10)
+    out = calibrate(cal, step)
+    assert len(calls) == 1 + 4
+    assert out["chosen_rate"] == calls[-1]
+    assert out["bound_seconds"] == 50
+    assert "highest rate tried" in out["reason"]
+    assert next_rate(1, 1.1) == 2
+
+
+# --- collection helpers -----------------------------------------------------------------------------
+
+
+def test_bucket_counter_increase_is_the_windows_histogram() -> None:
+    def snap(counts: dict[str, float], variant: str = "stable") -> list[Sample]:
+        return [Sample({"le": le, "variant": variant}, n) for le, n in counts.items()]
+
+    before = snap({"0.1": 5, "0.2": 8, "+Inf": 8})
+    after = snap({"0.1": 15, "0.2": 20, "+Inf": 21})
+    hists, resets = histograms_from_counters(before, after)
+    assert resets == []
+    assert hists["stable"].counts == (10, 2, 1)
+    assert hists["stable"].bounds[-1] == math.inf
+    restarted, resets = histograms_from_counters(after, before)
+    assert resets == ["stable"]
+    assert restarted["stable"].total == 8
+    assert window_range(100.0, 160.2) == "61s"
+    assert window_range(5.0, 5.0) == "1s"
+
+
+# --- Prometheus config and ports -------------------------------------------------------------------------
+
+
+def test_prometheus_config_scrapes_all_four_every_second(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    targets = [
+        ScrapeTarget(f"{c}-{v}", f"127.0.0.1:{p}", c, v)
+        for p, (c, v) in enumerate(
+            [(c, v) for c in ("model-service", "app") for v in ("stable", "canary")], 9000
+        )
+    ]
+    config = yaml.safe_load(render_config(targets, scrape_interval="1s", rule_files=[rules]))
+    assert config["global"]["scrape_interval"] == "1s"
+    assert config["rule_files"] == [str(rules)]
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert set(jobs) == {"model-service-stable", "model-service-canary", "app-stable", "app-canary"}
+    for job in jobs.values():
+        labels = job["static_configs"][0]["labels"]
+        assert "variant" not in labels  # the services' own variant label must survive
+        assert job["metrics_path"] == "/metrics"
+
+
+def test_a_taken_port_is_replaced_by_a_free_one() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken_port = holder.getsockname()[1]
+        taken: set[int] = set()
+        chosen = pick_port(taken_port, taken)
+        assert chosen != taken_port
+        assert chosen in taken
+        assert pick_port(chosen, taken) != chosen  # never hands out the same port twice
+
+
+def test_owns_port_tells_our_listener_from_someone_elses() -> None:
+    with socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen()
+        port = mine.getsockname()[1]
+        if owns_port(os.getpid(), port) is None:
+            pytest.skip("no /proc on this system")
+        assert owns_port(os.getpid(), port) is True
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            assert owns_port(other.pid, port) is False
+        finally:
+            other.kill()
+            other.wait()
+
+
+# --- lab target file ---------------------------------------------------------------------------------
+
+
+LAB = {
+    "prometheus_url": "http://192.168.56.10:30090",
+    "grafana_url": "http://192.168.56.10:30030",
+    "selector": 'namespace="canarylab"',
+    "variants": {
+        "stable": {"url": "http://192.168.56.10:30080/api/sentiment"},
+        "canary": {"url": "http://192.168.56.10:30080/api/sentiment", "headers": {VARIANT_HEADER: "canary"}},
+    },
+}
+
+
+def test_lab_target_file(tmp_path: Path) -> None:
+    path = tmp_path / "lab-target.yml"
+    path.write_text(yaml.safe_dump(LAB))
+    target = LabTarget.from_file(path)
+    assert target.selector == 'namespace="canarylab"'
+    assert target.endpoints["stable"].headers == {VARIANT_HEADER: "stable"}  # pinning header added
+    assert target.endpoints["canary"].url.endswith("/api/sentiment")
+    assert target.describe()["prometheus_url"] == LAB["prometheus_url"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"prometheus_url": "not a url"}, "prometheus_url"),
+        ({"variants": {"stable": LAB["variants"]["stable"]}}, "variants.canary: is missing"),
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"variants": {**LAB["variants"],
+                       "canary": {"url": "http://x/", "headers": {VARIANT_HEADER: "stable"}}}},
+         "must be 'canary'"),
+    ],
+)  # fmt: skip
+def test_lab_target_file_errors_name_the_field(change: dict[str, object], message: str) -> None:
+    with pytest.raises(CanarylabError, match=message):
+        LabTarget.from_dict({**LAB, **change})
+
+
+def test_missing_lab_target_file_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(CanarylabError, match=r"experiment\.yml"):
+        LabTarget.from_file(tmp_path / "none.yml")
+
+
+def test_histogram_buckets_come_from_the_contract() -> None:
+    assert LATENCY_BUCKETS[0] == pytest.approx(0.001)
+    assert LATENCY_BUCKETS[-1] >= 60
