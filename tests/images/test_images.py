@@ -250,6 +250,15 @@ def test_model_is_baked_into_the_image(podman: Podman, pod: Pod) -> None:
 def test_unchanged_sources_are_not_rebuilt(
     root: Path, podman: Podman, images: dict[str, str], base_image: str
 ) -> None:
+    tag = subprocess.run(
+        [str(root / "scripts/build-images.sh"), "--base-image", base_image, "--print-tag"],
+        env=podman.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    assert f"{images[APP]}".endswith(f":{tag}"), "services/ changed while the tests ran: run them again"
     result = build(root, podman, base_image)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [images[MODEL], images[APP]]
