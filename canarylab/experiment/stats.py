@@ -91,7 +91,7 @@ class Histogram:
         return cls(tuple(float(b) for b in bounds), tuple(float(max(0.0, x)) for x in per))
 
     @classmethod
-    def from_samples(cls, samples: Sequence[float], bounds: Sequence[float]) -> Histogram:
+    def from_samples(cls, samples: Sequence[float] | FloatArray, bounds: Sequence[float]) -> Histogram:
         """Bucket raw samples (seconds) like a Prometheus histogram would (``le`` inclusive)."""
         finite = [float(b) for b in bounds if not math.isinf(b)]
         edges = np.array(finite)
@@ -343,7 +343,7 @@ def spread(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
-def statistic_of_samples(samples: Sequence[float], stat: str) -> float:
+def statistic_of_samples(samples: Sequence[float] | FloatArray, stat: str) -> float:
     """A statistic of raw samples (numpy's linear quantile), for tests and synthetic checks."""
     arr = np.asarray(samples, dtype=float)
     if arr.size == 0:

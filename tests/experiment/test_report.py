@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,11 @@ import pytest
 from canarylab.cli import main
 from canarylab.errors import CanarylabError
 from canarylab.experiment import results as res
-from canarylab.experiment.plots import DPI, FIGSIZE
 from canarylab.experiment.report import reanalyse, render_all, render_markdown
 
+from .helpers import PNG_SIZE, png_size
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "experiment" / "run-must-pass"
-PNG_SIZE = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """Width and height from the PNG header; fails if it is not a PNG."""
-    head = path.read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    assert head[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", head[16:24])
-    return width, height
 
 
 @pytest.fixture

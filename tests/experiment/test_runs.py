@@ -1,0 +1,281 @@
+"""Real experiments on the local target, through the real path:
+
+    canarylab experiment run --target local
+      -> ansible-runner -> experiment.yml -> python -m canarylab.experiment
+
+with the real bombardier, the real model-service and app, and a real Prometheus.
+Short durations keep the whole module within a few minutes; the overrides of
+the experiment (knobs, rates) live in spec files under tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from canarylab.experiment import VERDICT_EXIT_CODES
+from canarylab.experiment import results as res
+from canarylab.procs import port_in_use
+
+from .helpers import PNG_SIZE, console_script, png_size
+
+pytestmark = pytest.mark.experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED_SPEC = ROOT / "experiments" / "threads-4-vs-16.yml"
+#: generous: the whole CLI run on a busy 2-core machine
+RUN_TIMEOUT = 300
+
+
+def write_spec(tmp_path: Path, name: str, **changes: Any) -> Path:
+    """A test-only spec: the seed experiment with ``changes`` (top-level keys) applied."""
+    data = yaml.safe_load(SEED_SPEC.read_text())
+    data.update(name=name, **changes)
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def env() -> dict[str, str]:
+    path = os.pathsep.join(
+        [str(ROOT / ".venv" / "bin"), str(ROOT / ".cache" / "bin"), os.environ.get("PATH", "")]
+    )
+    return {**os.environ, "PATH": path, "CANARYLAB_ROOT": str(ROOT), "COLUMNS": "160"}
+
+
+def run_experiment(spec: Path, results: Path, *extra: str) -> tuple[int, str, dict[str, Any], Path]:
+    argv = [console_script("canarylab"), "experiment", "run", "--target", "local", str(spec), "--results-dir",
+            str(results), *extra]  # fmt: skip
+    proc = subprocess.run(
+        argv, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+    )
+    output = proc.stdout + proc.stderr
+    runs = [p for p in results.iterdir() if p.is_dir() and not p.is_symlink()] if results.exists() else []
+    assert len(runs) == 1, f"expected one run directory in {results}:\n{output}"
+    summary_path = runs[0] / res.SUMMARY
+    assert summary_path.exists(), f"no summary.json (exit {proc.returncode}):\n{output}"
+    return proc.returncode, output, json.loads(summary_path.read_text()), runs[0]
+
+
+def explain(summary: dict[str, Any]) -> str:
+    return json.dumps(
+        {k: summary.get(k) for k in ("verdict", "reason", "details", "validity", "comparison")}, indent=1
+    )[:4000]
+
+
+def test_short_real_run_writes_every_result(tmp_path: Path) -> None:
+    """2 repetitions x 5 s at 10 req/s: summary.json, raw data, plots, verdict table."""
+    rc, output, summary, run_dir = run_experiment(
+        SEED_SPEC,
+        tmp_path / "results",
+        "--duration",
+        "5s",
+        "--repetitions",
+        "2",
+        "--rate",
+        "10",
+        "--warmup",
+        "1s",
+    )
+    # exit code = verdict; the verdict table is printed
+    assert rc == VERDICT_EXIT_CODES[summary["verdict"]], output
+    assert summary["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE"), explain(summary)
+    assert summary["reason"]
+    assert "canary vs stable" in output
+    assert f"verdict: {summary['verdict']}" in output
+    assert "repetition 2/2" in output  # live progress from the engine's events
+
+    for key in res.SUMMARY_KEYS:
+        assert key in summary, key
+    assert summary["experiment"] == "threads-4-vs-16"
+    assert summary["target"] == "local"
+    assert summary["started_at"] < summary["finished_at"]
+    assert summary["repetitions"] == 2
+    assert summary["rate_per_variant"] == 10
+    assert summary["seed_criterion"]["deciding"] is False
+    assert summary["seed_criterion"]["exact"] is True
+    assert summary["comparison"]["changes"]["p95"]["ci_low"] is not None
+
+    for name, threads in (("stable", 4), ("canary", 16)):
+        v = summary["variants"][name]
+        for key in res.VARIANT_KEYS:
+            assert key in v, (name, key)
+        assert v["threads"] == threads
+        assert v["achieved_rps"] >= 9.5
+        assert 95 <= v["requests"] <= 106  # 2 x 5 s x 10 req/s (+1 per run)
+        assert v["errors"] == 0
+        assert 0 < v["p50_ms"] <= v["p90_ms"] <= v["p95_ms"] <= v["p99_ms"] <= v["max_ms"]
+        assert v["server"]["p95_ms"] > 0
+        assert v["server"]["max_exact"] is False
+        assert v["processing"]["max_exact"] is True
+        assert v["processing"]["max_ms"] > 0
+        assert len(v["repetitions"]) == 2
+        for rep in (1, 2):
+            raw = json.loads((run_dir / res.load_file("rep", name, repetition=rep)).read_text())
+            assert raw["spec"]["rate"] == 10  # the raw bombardier JSON, as printed
+
+    for rep in (1, 2):
+        coll = json.loads((run_dir / res.PROM_DIR / f"rep{rep}.json").read_text())
+        assert coll["series"]["app_response_p95"]["stable"]
+        assert sum(coll["histograms"]["app_response"]["canary"]["counts"]) > 0
+    assert (run_dir / res.RAW_QUERIES).stat().st_size > 0
+
+    spec_as_run = yaml.safe_load((run_dir / res.SPEC).read_text())
+    assert spec_as_run["load"]["duration"] == 5
+    environment = json.loads((run_dir / res.ENVIRONMENT).read_text())
+    assert environment["knobs"]["repetitions"] == 2
+    assert "v1.2.6" in environment["tools"]["bombardier"]["version"]
+    assert environment["target"]["versions"]["prometheus"].startswith("prometheus")
+    assert set(environment["target"]["ports"]) == {
+        "prometheus", "model-service-stable", "model-service-canary", "app-stable", "app-canary"
+    }  # fmt: skip
+    assert environment["target"]["processes"]["model-service-canary"]["env"]["MODEL_SERVICE_THREADS"] == "16"
+
+    report = (run_dir / res.REPORT).read_text()
+    assert summary["verdict"] in report
+    pngs = {p.name: p for p in (run_dir / res.PLOTS_DIR).glob("*.png")}
+    assert {
+        "latency-over-time-stable.png",
+        "latency-over-time-canary.png",
+        "latency-distribution.png",
+    } <= set(pngs)
+    for png in pngs.values():
+        assert png_size(png) == PNG_SIZE
+        assert png.stat().st_size > 20_000
+
+
+def test_threads_matter_when_the_work_holds_a_thread_must_pass(tmp_path: Path) -> None:
+    """Same 200 ms knob on both; 25 req/s saturates 4 threads (~20/s) but not 16 (~80/s)."""
+    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": 200}
+    spec = write_spec(
+        tmp_path,
+        "must-pass",
+        variants=[
+            {"name": "stable", "threads": 4, "env": knob},
+            {"name": "canary", "threads": 16, "env": knob},
+        ],
+        load={"rate": 25, "duration": "8s", "warmup": "2s", "timeout": "10s"},
+        repetitions=1,
+    )
+    rc, output, summary, _ = run_experiment(spec, tmp_path / "results")
+    assert summary["verdict"] == "PASS", explain(summary)
+    assert rc == 0, output
+    # the generator held the offered rate although stable's answers lagged behind it
+    assert summary["variants"]["stable"]["achieved_rps"] >= 0.95 * 25
+    assert summary["variants"]["stable"]["p95_ms"] > 2 * summary["variants"]["canary"]["p95_ms"]
+
+
+def test_identical_variants_must_not_pass(tmp_path: Path) -> None:
+    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": 50}
+    spec = write_spec(
+        tmp_path,
+        "identical",
+        variants=[
+            {"name": "stable", "threads": 4, "env": knob},
+            {"name": "canary", "threads": 4, "env": knob},
+        ],
+        load={"rate": 10, "duration": "6s", "warmup": "1s", "timeout": "10s"},
+        repetitions=1,
+    )
+    rc, output, summary, _ = run_experiment(spec, tmp_path / "results")
+    assert summary["verdict"] != "PASS", explain(summary)
+    assert rc != 0, output
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+
+
+def _events(results: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in results.glob(f"*/{res.EVENTS}"):
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line being written
+    return out
+
+
+def test_interrupting_a_run_leaves_no_process_and_frees_the_ports(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the command's process group) and SIGTERM to the engine, mid-load."""
+    results = tmp_path / "results"
+    spec = write_spec(
+        tmp_path, "interrupted", load={"rate": 10, "duration": "60s", "warmup": "1s"}, repetitions=1
+    )
+    argv = [
+        console_script("canarylab"),
+        "experiment",
+        "run",
+        "--target",
+        "local",
+        str(spec),
+        "--results-dir",
+        str(results),
+    ]
+    cli = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        events: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and cli.poll() is None:
+            events = _events(results)
+            if any(e["kind"] == "load_start" and e.get("repetition") == 1 for e in events):
+                break
+            time.sleep(0.3)
+        else:
+            out = cli.communicate(timeout=10)[0] if cli.poll() is not None else ""
+            pytest.fail(f"the load never started (exit {cli.poll()}):\n{out}")
+        time.sleep(2)  # well inside the load
+        events = _events(results)
+        engine = next(e["data"]["pid"] for e in events if e["kind"] == "engine")
+        ready = next(e for e in events if e["kind"] == "ready")
+        pids = {engine, *ready["data"]["pids"].values()}
+        pids |= {e["data"]["pid"] for e in events if e["kind"] == "load_start"}
+        ports = list(ready["data"]["ports"].values())
+        assert all(_alive(p) for p in pids), "everything runs mid-load"
+
+        os.killpg(cli.pid, signal.SIGINT)
+        os.kill(engine, signal.SIGTERM)
+        out = cli.communicate(timeout=60)[0]
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait()
+    assert cli.returncode == 130, out
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (
+        any(_alive(p) for p in pids) or any(port_in_use(p) for p in ports)
+    ):
+        time.sleep(0.2)
+    assert [p for p in pids if _alive(p)] == [], "processes left behind"
+    assert [p for p in ports if port_in_use(p)] == [], "ports still taken"
+    run_dir = next(p for p in results.iterdir() if p.is_dir() and not p.is_symlink())
+    assert (run_dir / "INTERRUPTED").exists()
+    assert not (run_dir / res.SUMMARY).exists()
