@@ -4,12 +4,14 @@
 #   localhost/canarylab/app:TAG             (services/app/Containerfile)
 #
 #   scripts/build-images.sh [--base-image IMG] [--tag TAG] [--builder podman|buildah]
-#                           [--only model-service|app] [--force] [--print-tag]
+#                           [--only model-service|app] [--force] [--print-tag] [--prune-old]
 #
 # TAG defaults to a content hash of services/ (and of the base image), so an
 # image is rebuilt only when its sources changed; a build is skipped when an
 # image with that tag exists already (--force builds anyway).  --print-tag
-# prints the tag and exits.  The last lines of the output are the image names.
+# prints the tag and exits; --prune-old removes the other src-* tags of the
+# images it built (layers still in use stay).  The last lines of the output are
+# the image names.
 #
 # The host's CA bundle is mounted read-only for the build steps only
 # (--volume /etc/ssl/certs:/etc/ssl/certs:ro), so pip works behind a
@@ -28,6 +30,7 @@ builder="${CANARYLAB_IMAGE_BUILDER:-podman}"
 only=""
 force=0
 print_tag=0
+prune_old=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --base-image) [ $# -ge 2 ] || die "--base-image needs a value"; base_image="$2"; shift 2 ;;
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     --only) [ $# -ge 2 ] || die "--only needs a value"; only="$2"; shift 2 ;;
     --force) force=1; shift ;;
     --print-tag) print_tag=1; shift ;;
+    --prune-old) prune_old=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" "see the usage above" ;;
   esac
@@ -112,6 +116,21 @@ build_one() {  # short-name containerfile-dir
       "if the base image is missing, build it with scripts/build-base-image.sh or pass --base-image"
 }
 
+# Removes the content-hash tags of earlier builds of one image (never the one just built).
+prune_old_tags() {  # repository
+  local old
+  case "$builder" in
+    podman) old=$(podman images --format '{{.Repository}}:{{.Tag}}' "$1") ;;
+    buildah) old=$(buildah images --format '{{.Name}}:{{.Tag}}' "$1") ;;
+  esac
+  for image in $old; do
+    case "$image" in
+      "$1:$tag") ;;
+      "$1":src-*) "$builder" rmi "$image" >/dev/null 2>&1 && echo "build-images: removed $image" >&2 || true ;;
+    esac
+  done
+}
+
 built=()
 if [ -z "$only" ] || [ "$only" = model-service ]; then
   build_one model-service model_service
@@ -120,5 +139,8 @@ fi
 if [ -z "$only" ] || [ "$only" = app ]; then
   build_one app app
   built+=("localhost/canarylab/app:$tag")
+fi
+if [ "$prune_old" -eq 1 ]; then
+  for image in "${built[@]}"; do prune_old_tags "${image%:*}"; done
 fi
 printf '%s\n' "${built[@]}"
