@@ -143,7 +143,11 @@ def run_preflight(state_dir: Path) -> subprocess.CompletedProcess[str]:
         f"@{ROOT / 'inventory' / 'group_vars' / 'all' / 'contract.yml'}",
         "-e",
         json.dumps(
-            {"canarylab_state_dir": str(state_dir), "preflight_retries": 1, "preflight_requests_per_variant": 3}
+            {
+                "canarylab_state_dir": str(state_dir),
+                "preflight_retries": 1,
+                "preflight_requests_per_variant": 3,
+            }
         ),
     ]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
