@@ -19,6 +19,7 @@
 # on the host (PIP_INDEX_URL / PIP_EXTRA_INDEX_URL or `pip config`) is passed
 # through as a build argument.  See docs/images.md.
 set -euo pipefail
+# shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
 
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -126,7 +127,8 @@ prune_old_tags() {  # repository
   for image in $old; do
     case "$image" in
       "$1:$tag") ;;
-      "$1":src-*) "$builder" rmi "$image" >/dev/null 2>&1 && echo "build-images: removed $image" >&2 || true ;;
+      "$1":src-*)
+        if "$builder" rmi "$image" >/dev/null 2>&1; then echo "build-images: removed $image" >&2; fi ;;
     esac
   done
 }
