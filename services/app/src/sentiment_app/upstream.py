@@ -34,7 +34,6 @@ class ModelAnswer:
 
     status: int
     body: bytes
-    served_by: str | None
     seconds: float
 
 
@@ -99,7 +98,7 @@ class ModelServiceClient:
             return _bad_status(f"the model-service answered an unexpected HTTP {status}", seconds)
         if not _is_json_object(resp.content):
             return _bad_status(f"the model-service answered HTTP {status} without a JSON object", seconds)
-        return ModelAnswer(status, resp.content, resp.headers.get(contract.VARIANT_HEADER), seconds)
+        return ModelAnswer(status, resp.content, seconds)
 
     def ready(self, timeout_seconds: float) -> tuple[bool, str]:
         """Whether the model-service's readiness endpoint answers 200, and why not."""
