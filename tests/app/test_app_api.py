@@ -140,6 +140,13 @@ def test_model_service_non_json_answer_is_502(client: FlaskClient, fake_model: F
     assert "without a JSON object" in resp.get_json()["message"]
 
 
+def test_model_service_absurd_json_is_502(client: FlaskClient, fake_model: FakeModelService) -> None:
+    fake_model.body = b"[" * 100_000 + b"]" * 100_000
+    resp = client.post(API, json={"review": "x"})
+    assert resp.status_code == 502
+    assert model_errors(client, "bad_status") == 1
+
+
 def test_model_service_4xx_passes_through(client: FlaskClient, fake_model: FakeModelService) -> None:
     fake_model.status = 422
     fake_model.body = b'{"error": "invalid_request", "message": "review too odd"}'

@@ -85,6 +85,7 @@ def test_settings_are_frozen() -> None:
         (b"{not json", "must be JSON"),
         (b"\xff\xfe", "must be JSON"),
         (b'["a list"]', "JSON object"),
+        (b"[" * 30_000 + b"]" * 30_000, "nested too deeply"),
         (b"{}", "missing"),
         (b'{"review": 5}', "must be a string"),
         (b'{"review": "   "}', "is empty"),

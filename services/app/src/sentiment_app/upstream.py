@@ -116,7 +116,7 @@ class ModelServiceClient:
 def _is_json_object(body: bytes) -> bool:
     try:
         return isinstance(json.loads(body), dict)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return False
 
 

@@ -27,6 +27,8 @@ def parse_review(body: bytes) -> str:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequestError('body must be JSON like {"review": "text of the review"}') from None
+    except RecursionError:
+        raise InvalidRequestError("body is nested too deeply to be a review") from None
     if not isinstance(payload, dict):
         raise InvalidRequestError('body must be a JSON object like {"review": "text of the review"}')
     review = payload.get("review")
