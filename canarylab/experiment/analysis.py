@@ -31,6 +31,7 @@ from canarylab.experiment.stats import (
     STAT_NAMES,
     ChangeEstimate,
     Histogram,
+    block_bootstrap,
     bootstrap_histograms,
     bootstrap_repetitions,
     spread,
@@ -40,6 +41,8 @@ from canarylab.experiment.verdict import SeedResult, VariantHealth, decide
 #: Repetitions from which the across-repetition bootstrap decides.
 MIN_REPETITIONS_ACROSS = 3
 N_BOOT = 2000
+#: Fewer time blocks than this: the block bootstrap has too little to resample.
+MIN_BLOCKS = 5
 #: A job scraped less often than this gets a warning in the summary.
 SCRAPE_WARN = 0.9
 
@@ -50,6 +53,20 @@ def _ms(x: float | None) -> float | None:
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def paired_blocks(
+    reps: Sequence[RepetitionCollection], base: str, cand: str
+) -> tuple[list[Histogram], list[Histogram]]:
+    """The time blocks of every repetition, paired: block i of both variants covers the same seconds."""
+    out_b: list[Histogram] = []
+    out_c: list[Histogram] = []
+    for r in reps:
+        b, c_ = r.blocks.get(base, []), r.blocks.get(cand, [])
+        n = min(len(b), len(c_))
+        out_b.extend(b[:n])
+        out_c.extend(c_[:n])
+    return out_b, out_c
 
 
 def pooled_histogram(reps: Sequence[RepetitionCollection], name: str, variant: str) -> Histogram | None:
@@ -90,7 +107,7 @@ def _health(
     )
 
 
-def analyse(  # noqa: PLR0912 - one pass over the variants, kept together for readability
+def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept together for readability
     spec: ExperimentSpec,
     client: Mapping[str, Sequence[LoadResult]],
     reps: Sequence[RepetitionCollection],
@@ -188,11 +205,21 @@ def analyse(  # noqa: PLR0912 - one pass over the variants, kept together for re
         out_variants[v] = entry
 
     # --- uncertainty of the relative change ------------------------------------------------------
-    within: dict[str, ChangeEstimate] = {}
+    request_level: dict[str, ChangeEstimate] = {}
     hb, hc = pooled_histogram(reps, "app_response", base), pooled_histogram(reps, "app_response", cand)
     if hb is not None and hc is not None and hb.total > 0 and hc.total > 0:
         for s in STAT_NAMES:
-            within[s] = bootstrap_histograms(hb, hc, s, rng, n_boot=N_BOOT, confidence=conf)
+            request_level[s] = bootstrap_histograms(hb, hc, s, rng, n_boot=N_BOOT, confidence=conf)
+    blocks_b, blocks_c = paired_blocks(reps, base, cand)
+    within: dict[str, ChangeEstimate] = {}
+    if len(blocks_b) >= MIN_BLOCKS:
+        block_s = float(np.mean([r.block_seconds for r in reps])) if reps else None
+        for s in STAT_NAMES:
+            within[s] = block_bootstrap(
+                blocks_b, blocks_c, s, rng, n_boot=N_BOOT, confidence=conf, block_seconds=block_s
+            )
+    else:  # too few blocks (a very short run): the request-level bootstrap, knowingly too narrow
+        within = request_level
     across: dict[str, ChangeEstimate] = {}
     cb, cc = client.get(base, []), client.get(cand, [])
     if len(cb) >= MIN_REPETITIONS_ACROSS and len(cb) == len(cc):
@@ -201,11 +228,12 @@ def analyse(  # noqa: PLR0912 - one pass over the variants, kept together for re
                 [r.stats()[s] for r in cb], [r.stats()[s] for r in cc], s, rng, n_boot=N_BOOT, confidence=conf
             )
     deciding = across or within
-    decided_by = (
-        f"across repetitions ({len(cb)}): paired bootstrap of the client-side statistics"
-        if across
-        else "within the run: bootstrap of the request-level distribution from the app's histogram"
-    )
+    if across:
+        decided_by = f"across repetitions ({len(cb)}): paired bootstrap of the client-side statistics"
+    elif within is not request_level:
+        decided_by = "within the run: paired block bootstrap over time of the app's fine-bucket histogram"
+    else:
+        decided_by = "within the run: bootstrap of the request-level distribution from the app's histogram"
 
     # --- the seed's criterion ---------------------------------------------------------------------
     seed_spec = spec.criteria.seed
@@ -267,6 +295,7 @@ def analyse(  # noqa: PLR0912 - one pass over the variants, kept together for re
             "confidence": conf,
             "changes": {s: e.to_dict() for s, e in deciding.items()},
             "within_run": {s: e.to_dict() for s, e in within.items()},
+            "request_level": {s: e.to_dict() for s, e in request_level.items()},
             "across_repetitions": {s: e.to_dict() for s, e in across.items()} or None,
             "client_change": {
                 s: _finite(

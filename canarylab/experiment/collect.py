@@ -16,6 +16,7 @@ templates).  For each repetition window [start, end]:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ from typing import Any
 
 import canarylab_contract as c
 from canarylab import queries as q
-from canarylab.experiment.prometheus import PrometheusClient, Sample, by_label
+from canarylab.experiment.prometheus import PrometheusClient, Sample, Series, by_label
 from canarylab.experiment.stats import Histogram
 
 #: Rate window of the over-time queries: at least 4 scrapes at 1 s.
 RANGE_WINDOW = "5s"
 RANGE_STEP = 1.0
+#: A repetition is cut into about this many time blocks for the block bootstrap.
+BLOCKS_PER_REPETITION = 20
 
 WINDOW_QUERIES: tuple[q.Query, ...] = (
     *(q.app_response_quantile(p) for p in q.PERCENTILES),
@@ -85,6 +88,48 @@ def histograms_from_counters(
     return hists, resets
 
 
+def block_plan(start: float, end: float, min_block: float) -> tuple[int, float]:
+    """How to cut [start, end] into time blocks: (count, seconds each), blocks >= ``min_block``."""
+    span = max(end - start, 0.0)
+    target = max(min_block, span / BLOCKS_PER_REPETITION, 1e-3)
+    count = max(1, int(span // target))
+    return count, (span / count if span > 0 else target)
+
+
+def histograms_over_time(series: list[Series], label: str = c.LABEL_VARIANT) -> dict[str, list[Histogram]]:
+    """Per-variant histograms of each interval between consecutive samples of cumulative bucket counters."""
+    table: dict[str, dict[float, dict[float, float]]] = {}  # variant -> time -> le -> count
+    for s in series:
+        le = s.labels.get("le")
+        if le is None:
+            continue
+        per_time = table.setdefault(s.labels.get(label, ""), {})
+        for t, v in s.points:
+            per_time.setdefault(t, {})[float(le)] = v
+    out: dict[str, list[Histogram]] = {}
+    for variant, per_time in table.items():
+        times = sorted(per_time)
+        blocks: list[Histogram] = []
+        for t0, t1 in itertools.pairwise(times):
+            before, after = per_time[t0], per_time[t1]
+            diff = {le: max(0.0, n - before.get(le, 0.0)) for le, n in after.items()}
+            blocks.append(Histogram.from_cumulative(diff))
+        out[variant] = blocks
+    return out
+
+
+def _sparse(h: Histogram) -> dict[str, list[Any]]:
+    idx = [i for i, n in enumerate(h.counts) if n]
+    return {"i": idx, "n": [h.counts[i] for i in idx]}
+
+
+def _dense(data: Mapping[str, Any], bounds: tuple[float, ...]) -> Histogram:
+    counts = [0.0] * len(bounds)
+    for i, n in zip(data.get("i", []), data.get("n", []), strict=False):
+        counts[int(i)] = float(n)
+    return Histogram(bounds, tuple(counts))
+
+
 @dataclass
 class RepetitionCollection:
     """What Prometheus said about one repetition (plain data, JSON-able via to_dict)."""
@@ -99,11 +144,22 @@ class RepetitionCollection:
     series: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict)
     #: "app_response"/"processing" -> {variant: Histogram}
     histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
+    #: the app's response-time histogram per consecutive time block: {variant: [Histogram, ...]}
+    blocks: dict[str, list[Histogram]] = field(default_factory=dict)
+    block_seconds: float = 0.0
     #: job -> share of successful scrapes
     scrape_success: dict[str, float] = field(default_factory=dict)
     #: variant -> restart evidence found in Prometheus
     restarts: dict[str, list[str]] = field(default_factory=dict)
     queries: dict[str, str] = field(default_factory=dict)
+
+    def _blocks_dict(self) -> dict[str, Any]:
+        firsts = [hs[0] for hs in self.blocks.values() if hs]
+        return {
+            "seconds": self.block_seconds,
+            "bounds": [_num(b) for b in firsts[0].bounds] if firsts else [],
+            "variants": {v: [_sparse(h) for h in hs] for v, hs in self.blocks.items()},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +177,7 @@ class RepetitionCollection:
                 }
                 for k, d in self.histograms.items()
             },
+            "blocks": self._blocks_dict(),
             "scrape_success": self.scrape_success,
             "restarts": self.restarts,
             "queries": self.queries,
@@ -153,6 +210,11 @@ class RepetitionCollection:
                 }
                 for k, d in (data.get("histograms") or {}).items()
             },
+            blocks={
+                v: [_dense(h, tuple(bound(b) for b in data["blocks"]["bounds"])) for h in hs]
+                for v, hs in ((data.get("blocks") or {}).get("variants") or {}).items()
+            },
+            block_seconds=float((data.get("blocks") or {}).get("seconds") or 0.0),
             scrape_success={k: float(v) for k, v in (data.get("scrape_success") or {}).items()},
             restarts={k: list(v) for k, v in (data.get("restarts") or {}).items()},
             queries=dict(data.get("queries") or {}),
@@ -168,7 +230,13 @@ def _num(x: float) -> float | str | None:
 
 
 def collect_repetition(
-    client: PrometheusClient, repetition: int, start: float, end: float, selector: str = ""
+    client: PrometheusClient,
+    repetition: int,
+    start: float,
+    end: float,
+    selector: str = "",
+    *,
+    min_block: float = 1.0,
 ) -> RepetitionCollection:
     """Query everything about [start, end]; ``end`` must be at least one scrape after the load ended."""
     window = window_range(start, end)
@@ -193,6 +261,11 @@ def collect_repetition(
         out.histograms[name] = hists
         for variant in resets:
             out.restarts.setdefault(variant, []).append(f"{name} bucket counters went down (a restart)")
+    n_blocks, block = block_plan(start, end, min_block)
+    expr = q.APP_RESPONSE_BUCKETS.render(window, selector)
+    series = client.query_range(expr, start, start + n_blocks * block, block, key=f"rep{repetition}:blocks")
+    out.blocks = histograms_over_time(series)
+    out.block_seconds = block
     scrape = q.SCRAPE_SUCCESS.render(window, selector)
     out.queries["window:scrape_success"] = scrape
     out.scrape_success = by_label(client.query(scrape, at=end, key=f"rep{repetition}:scrape_success"), "job")

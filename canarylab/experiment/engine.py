@@ -347,6 +347,10 @@ class Runner:
         )
         return rate
 
+    def min_block(self, target: Target) -> float:
+        """Time blocks must hold at least one scrape of the target's Prometheus."""
+        return self.scrape_s if isinstance(target, LocalTarget) else getattr(target, "scrape_seconds", 5.0)
+
     def settle(self, target: Target, load_end: float) -> float:
         """Wait until Prometheus has scraped every target after the load ended; return the window end."""
         if self.client is None:
@@ -407,7 +411,9 @@ class Runner:
                     self.client_results[v].append(r)
                 end = self.settle(t, time.time())
                 self.bus.emit(ev.COLLECT, f"repetition {rep}: querying Prometheus", repetition=rep)
-                coll = collect_repetition(self.client, rep, start, end, t.selector)
+                coll = collect_repetition(
+                    self.client, rep, start, end, t.selector, min_block=self.min_block(t)
+                )
                 self.collections.append(coll)
                 res.write_json(self.run_dir / res.PROM_DIR / f"rep{rep}.json", coll.to_dict())
                 for v, problems in t.problems().items():

@@ -6,6 +6,7 @@ where everything is; the engine starts nothing, it only loads and queries::
     prometheus_url: http://192.168.56.10:30090
     grafana_url: http://192.168.56.10:30030        # optional: annotations
     selector: 'namespace="canarylab"'              # label matchers for every query
+    scrape_interval: 5s                            # the ServiceMonitor's (default 5s)
     variants:
       stable:
         url: http://192.168.56.10:30080/api/sentiment
@@ -33,8 +34,18 @@ import canarylab_contract as c
 from canarylab.errors import CanarylabError
 from canarylab.experiment.local import Endpoint
 from canarylab.experiment.prometheus import PrometheusClient
+from canarylab.experiment.spec import parse_duration
 
-_KEYS = {"kind", "prometheus_url", "grafana_url", "selector", "variants", "generated_by", "generated_at"}
+_KEYS = {
+    "kind",
+    "prometheus_url",
+    "grafana_url",
+    "selector",
+    "scrape_interval",
+    "variants",
+    "generated_by",
+    "generated_at",
+}
 
 
 def _url(value: object, field: str, problems: list[str]) -> str:
@@ -59,7 +70,9 @@ class LabTarget:
         selector: str = "",
         grafana_url: str | None = None,
         source: Path | None = None,
+        scrape_seconds: float = 5.0,
     ) -> None:
+        self.scrape_seconds = scrape_seconds
         self.endpoints = dict(endpoints)
         self.prometheus_url = prometheus_url
         self.selector = selector
@@ -114,17 +127,25 @@ class LabTarget:
             if hdrs[c.VARIANT_HEADER] != name:
                 problems.append(f"variants.{name}.headers: {c.VARIANT_HEADER} must be {name!r}")
             endpoints[name] = Endpoint(variant=name, url=url, headers=hdrs)
+        scrape = 5.0
+        try:
+            scrape = parse_duration(data.get("scrape_interval", "5s"))
+        except ValueError as err:
+            problems.append(f"scrape_interval: {err}")
         if problems:
             raise CanarylabError(
                 f"invalid lab target file {where}:\n" + "\n".join(f"  - {p}" for p in problems)
             )
-        return cls(endpoints, prom, selector=selector, grafana_url=grafana_url, source=source)
+        return cls(
+            endpoints, prom, selector=selector, grafana_url=grafana_url, source=source, scrape_seconds=scrape
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "prometheus_url": self.prometheus_url,
             "grafana_url": self.grafana_url,
             "selector": self.selector,
+            "scrape_interval": f"{self.scrape_seconds:g}s",
             "variants": {k: {"url": e.url, "headers": e.headers} for k, e in self.endpoints.items()},
         }
 

@@ -172,7 +172,22 @@ def _resampled_stats(hist: Histogram, stat: str, rng: np.random.Generator, n_boo
         return np.full(n_boot, math.nan)
     p = np.asarray(hist.counts, dtype=float) / hist.total
     counts = rng.multinomial(n, p, size=n_boot).astype(float)  # (n_boot, buckets)
-    bounds = np.asarray(hist.bounds, dtype=float)
+    return stat_of_rows(counts, hist.bounds, stat, rng)
+
+
+def stat_of_rows(
+    counts: FloatArray, bounds_: Sequence[float], stat: str, rng: np.random.Generator
+) -> FloatArray:
+    """``stat`` of every row of per-bucket ``counts`` (rows: resampled histograms), vectorised.
+
+    Quantiles: Prometheus's interpolation.  Maximum: the max of the top
+    non-empty bucket's k uniform draws (lo + (hi-lo) U^(1/k)): where inside its
+    bucket the maximum lies is unknown, and that uncertainty is drawn too.
+    A row without observations gives NaN.
+    """
+    n_boot = counts.shape[0]
+    empty = counts.sum(axis=1) <= 0
+    bounds = np.asarray(bounds_, dtype=float)
     finite_top = bounds[-2] if len(bounds) > 1 else 0.0
     lower = np.concatenate([[0.0], bounds[:-1]])
     upper = np.where(np.isinf(bounds), finite_top, bounds)
@@ -181,7 +196,7 @@ def _resampled_stats(hist: Histogram, stat: str, rng: np.random.Generator, n_boo
         k = counts[np.arange(n_boot), top]
         u = rng.random(n_boot) ** (1.0 / np.maximum(k, 1.0))
         lo, hi = lower[top], upper[top]
-        return np.asarray(lo + (hi - lo) * u, dtype=float)
+        return np.asarray(np.where(empty, math.nan, lo + (hi - lo) * u), dtype=float)
     q = QUANTILES[stat]
     cum = np.cumsum(counts, axis=1)
     rank = q * cum[:, -1]
@@ -193,7 +208,8 @@ def _resampled_stats(hist: Histogram, stat: str, rng: np.random.Generator, n_boo
     in_bucket = cum[rows, np.minimum(b, counts.shape[1] - 1)] - below
     frac = np.divide(rank - below, in_bucket, out=np.ones(n_boot), where=in_bucket > 0)
     value = lower[b] + (upper[b] - lower[b]) * frac
-    return np.asarray(np.where(b == counts.shape[1] - 1, finite_top, value), dtype=float)
+    value = np.where(b == counts.shape[1] - 1, finite_top, value)
+    return np.asarray(np.where(empty, math.nan, value), dtype=float)
 
 
 @dataclass(frozen=True)
@@ -293,6 +309,61 @@ def bootstrap_histograms(
         method=(
             f"bootstrap of the request-level distribution from the fine-bucket histograms "
             f"({round(baseline.total)} vs {round(candidate.total)} requests, {n_boot} resamples)"
+        ),
+        n_boot=n_boot,
+    )
+
+
+def block_bootstrap(
+    baseline_blocks: Sequence[Histogram],
+    candidate_blocks: Sequence[Histogram],
+    stat: str,
+    rng: np.random.Generator,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    block_seconds: float | None = None,
+) -> ChangeEstimate:
+    """Within-run uncertainty that respects correlation in time: a paired block bootstrap.
+
+    The run is cut into consecutive time blocks (a few seconds each); block i
+    of the baseline and block i of the candidate cover the same seconds, when
+    both variants shared the machine.  A resample draws blocks with
+    replacement, the same ones for both variants, sums their histograms and
+    computes the statistic of each variant.  Slow stretches (a busy CPU, a
+    garbage collection, a queue building up) stay whole, so the interval is
+    as wide as the run's own variation in time; resampling single requests as
+    if they were independent would make it too narrow.
+    """
+    if len(baseline_blocks) != len(candidate_blocks) or not baseline_blocks:
+        raise ValueError("need the same, non-zero number of blocks for both variants")
+    bounds = baseline_blocks[0].bounds
+    base = np.array([h.counts for h in baseline_blocks], dtype=float)  # (blocks, buckets)
+    cand = np.array([h.counts for h in candidate_blocks], dtype=float)
+    n_blocks = base.shape[0]
+    picks = rng.integers(0, n_blocks, size=(n_boot, n_blocks))
+    times = np.zeros((n_boot, n_blocks))
+    np.add.at(times, (np.arange(n_boot)[:, None], picks), 1.0)  # how often each block was drawn
+    rb = stat_of_rows(times @ base, bounds, stat, rng)
+    rc = stat_of_rows(times @ cand, bounds, stat, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = rc / rb - 1.0
+    lo, hi = _interval(ratios, confidence)
+    total_b = Histogram(bounds, tuple(base.sum(axis=0)))
+    total_c = Histogram(bounds, tuple(cand.sum(axis=0)))
+    b_stat, c_stat = total_b.stat(stat), total_c.stat(stat)
+    size = f"{block_seconds:.3g} s " if block_seconds else ""
+    return ChangeEstimate(
+        statistic=stat,
+        baseline=b_stat,
+        candidate=c_stat,
+        change=relative_change(b_stat, c_stat),
+        ci_low=lo,
+        ci_high=hi,
+        confidence=confidence,
+        method=(
+            f"paired block bootstrap over time: {n_blocks} {size}blocks of the fine-bucket histograms "
+            f"({round(total_b.total)} vs {round(total_c.total)} requests, {n_boot} resamples)"
         ),
         n_boot=n_boot,
     )

@@ -18,11 +18,17 @@ import yaml
 from canarylab.errors import CanarylabError
 from canarylab.experiment import events as ev
 from canarylab.experiment.calibrate import calibrate, next_rate
-from canarylab.experiment.collect import histograms_from_counters, window_range
+from canarylab.experiment.collect import (
+    RepetitionCollection,
+    block_plan,
+    histograms_from_counters,
+    histograms_over_time,
+    window_range,
+)
 from canarylab.experiment.lab import LabTarget
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.local import owns_port, pick_port
-from canarylab.experiment.prometheus import Sample, ScrapeTarget, render_config
+from canarylab.experiment.prometheus import Sample, ScrapeTarget, Series, render_config
 from canarylab.experiment.spec import CalibrationSpec
 from canarylab_contract import LATENCY_BUCKETS, VARIANT_HEADER
 
@@ -145,6 +151,30 @@ def test_bucket_counter_increase_is_the_windows_histogram() -> None:
     assert restarted["stable"].total == 8
     assert window_range(100.0, 160.2) == "61s"
     assert window_range(5.0, 5.0) == "1s"
+
+
+def test_time_blocks_from_a_range_query_of_bucket_counters() -> None:
+    def series(le: str, values: list[float], variant: str = "stable") -> Series:
+        return Series({"le": le, "variant": variant}, [(100.0 + i, v) for i, v in enumerate(values)])
+
+    blocks = histograms_over_time([series("0.1", [0, 3, 5, 5]), series("+Inf", [0, 4, 7, 9])])
+    assert [b.counts for b in blocks["stable"]] == [(3, 1), (2, 1), (0, 2)]
+    assert block_plan(0, 60, 1.0) == (20, 3.0)
+    assert block_plan(0, 6.5, 1.0) == (6, 6.5 / 6)
+    assert block_plan(0, 60, 5.0) == (12, 5.0)
+
+
+def test_collections_round_trip_through_json() -> None:
+    blocks = histograms_over_time(
+        [Series({"le": le, "variant": v}, [(0, 0), (1, n)]) for v in ("stable", "canary") for le, n in
+         (("0.1", 2), ("+Inf", 3))]
+    )  # fmt: skip
+    coll = RepetitionCollection(1, 0.0, 10.0, "10s", blocks=blocks, block_seconds=1.0,
+                                window_values={"processing_max": {"stable": 0.2}})  # fmt: skip
+    again = RepetitionCollection.from_dict(json.loads(json.dumps(coll.to_dict())))
+    assert again.blocks == coll.blocks
+    assert again.window_values == coll.window_values
+    assert again.block_seconds == 1.0
 
 
 # --- Prometheus config and ports -------------------------------------------------------------------------

@@ -182,7 +182,7 @@ def test_identical_variants_must_not_pass(tmp_path: Path) -> None:
             {"name": "stable", "threads": 4, "env": knob},
             {"name": "canary", "threads": 4, "env": knob},
         ],
-        load={"rate": 10, "duration": "6s", "warmup": "1s", "timeout": "10s"},
+        load={"rate": 20, "duration": "10s", "warmup": "1s", "timeout": "10s"},
         repetitions=1,
     )
     rc, output, summary, _ = run_experiment(spec, tmp_path / "results")

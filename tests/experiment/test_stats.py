@@ -9,6 +9,7 @@ import pytest
 
 from canarylab.experiment.stats import (
     Histogram,
+    block_bootstrap,
     bootstrap_histograms,
     bootstrap_repetitions,
     histogram_quantile,
@@ -169,3 +170,55 @@ def test_spread_and_relative_change() -> None:
     assert spread([math.nan])["n"] == 0
     assert relative_change(2.0, 1.5) == pytest.approx(-0.25)
     assert math.isnan(relative_change(0.0, 1.0))
+
+
+# --- paired block bootstrap over time ---------------------------------------------------------------
+
+
+def _blocks(
+    rng: np.random.Generator, n_blocks: int, scale: list[float], per_block: int = 100
+) -> list[Histogram]:
+    return [_hist(rng.lognormal(np.log(0.1 * scale[i]), 0.2, per_block)) for i in range(n_blocks)]
+
+
+def test_block_bootstrap_finds_a_known_change() -> None:
+    rng = np.random.default_rng(11)
+    base = _blocks(rng, 12, [1.0] * 12)
+    cand = _blocks(rng, 12, [0.8] * 12)
+    est = block_bootstrap(base, cand, "p95", np.random.default_rng(12), block_seconds=1.0)
+    assert est.change == pytest.approx(-0.2, abs=0.03)
+    assert est.ci_low < -0.2 + 0.03
+    assert est.ci_high < -0.1
+    assert "12 1 s blocks" in est.method
+
+
+def test_block_bootstrap_cancels_slowdowns_both_variants_share() -> None:
+    """A busy machine slows both variants in the same seconds: pairing keeps the interval narrow."""
+    rng = np.random.default_rng(13)
+    scale = [3.0 if i in (2, 3) else 1.0 for i in range(12)]
+    base, cand = _blocks(rng, 12, scale), _blocks(rng, 12, scale)
+    est = block_bootstrap(base, cand, "p50", np.random.default_rng(14))
+    assert est.ci_low < 0 < est.ci_high
+    assert est.ci_high - est.ci_low < 0.25
+
+
+def test_block_bootstrap_is_wider_than_resampling_requests_when_one_variant_has_a_bad_stretch() -> None:
+    """A slow stretch of one variant is one event, not many independent slow requests."""
+    rng = np.random.default_rng(15)
+    base = _blocks(rng, 10, [3.0 if i < 2 else 1.0 for i in range(10)])
+    cand = _blocks(rng, 10, [1.0] * 10)
+    pooled_b, pooled_c = base[0], cand[0]
+    for h in base[1:]:
+        pooled_b = pooled_b + h
+    for h in cand[1:]:
+        pooled_c = pooled_c + h
+    blocks = block_bootstrap(base, cand, "p95", np.random.default_rng(16))
+    requests = bootstrap_histograms(pooled_b, pooled_c, "p95", np.random.default_rng(16))
+    assert blocks.change == pytest.approx(requests.change)
+    assert (blocks.ci_high - blocks.ci_low) > 2 * (requests.ci_high - requests.ci_low)
+
+
+def test_block_bootstrap_needs_paired_blocks() -> None:
+    rng = np.random.default_rng(17)
+    with pytest.raises(ValueError, match="same"):
+        block_bootstrap(_blocks(rng, 3, [1.0] * 3), _blocks(rng, 2, [1.0] * 2), "p95", rng)
