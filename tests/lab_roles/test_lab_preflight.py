@@ -111,7 +111,32 @@ def lab(tmp_path: Path) -> Iterator[tuple[LabState, Path]]:
         server.server_close()
 
 
-def run_preflight(state_dir: Path) -> subprocess.CompletedProcess[str]:
+def deployments(ready: dict[str, int] | None = None) -> dict[str, Any]:
+    """What kubernetes.core.k8s_info returns for the release's four Deployments."""
+    ready = ready or {}
+    resources = []
+    for component in ("app", "model-service"):
+        for variant in contract.VARIANTS:
+            name = f"canarylab-{component}-{variant}"
+            status = {"replicas": 1}
+            if ready.get(name, 1):
+                status["readyReplicas"] = ready.get(name, 1)
+            resources.append(
+                {
+                    "metadata": {
+                        "name": name,
+                        "labels": {"app.kubernetes.io/component": component, contract.LABEL_VARIANT: variant},
+                    },
+                    "spec": {"replicas": 1},
+                    "status": status,
+                }
+            )
+    return {"resources": resources}
+
+
+def run_preflight(
+    state_dir: Path, fake_deployments: dict[str, Any] | None = None
+) -> subprocess.CompletedProcess[str]:
     inventory = state_dir / "inventory.yml"
     inventory.write_text(
         yaml.safe_dump(
@@ -138,7 +163,7 @@ def run_preflight(state_dir: Path) -> subprocess.CompletedProcess[str]:
         "-i",
         str(inventory),
         "--skip-tags",
-        "kubernetes",
+        "kubernetes" if fake_deployments is None else "kubernetes_api",
         "-e",
         f"@{ROOT / 'inventory' / 'group_vars' / 'all' / 'contract.yml'}",
         "-e",
@@ -150,6 +175,9 @@ def run_preflight(state_dir: Path) -> subprocess.CompletedProcess[str]:
             }
         ),
     ]
+    if fake_deployments is not None:
+        # The k8s_info task is skipped (tag kubernetes_api); its result is given instead.
+        cmd += ["-e", json.dumps({"preflight_deployments": fake_deployments})]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=300)
 
@@ -206,3 +234,27 @@ def test_preflight_fails_without_the_endpoints_file(lab: tuple[LabState, Path]) 
     proc = run_preflight(state_dir)
     assert proc.returncode != 0
     assert "the lab's app is not deployed" in proc.stdout
+
+
+def test_preflight_checks_the_deployments_are_ready(lab: tuple[LabState, Path]) -> None:
+    _, state_dir = lab
+    proc = run_preflight(state_dir, deployments())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "Every variant of the app and the model-service is Ready" in proc.stdout
+
+
+def test_preflight_fails_when_a_variant_is_not_ready(lab: tuple[LabState, Path]) -> None:
+    _, state_dir = lab
+    proc = run_preflight(state_dir, deployments({"canarylab-model-service-canary": 0}))
+    assert proc.returncode != 0
+    assert "not ready ['canarylab-model-service-canary']" in proc.stdout
+    assert not (state_dir / "lab-target.yml").exists()
+
+
+def test_preflight_fails_when_a_deployment_is_missing(lab: tuple[LabState, Path]) -> None:
+    _, state_dir = lab
+    fake = deployments()
+    fake["resources"] = fake["resources"][:-1]
+    proc = run_preflight(state_dir, fake)
+    assert proc.returncode != 0
+    assert "not every Deployment is Ready" in proc.stdout
