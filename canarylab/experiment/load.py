@@ -239,6 +239,9 @@ class RunningLoad:
                 f"bombardier for {self.variant} exited with code {code}: {err or text[:300] or 'no output'}",
                 f"the command: {' '.join(self.argv)}",
             )
+        with contextlib.suppress(OSError):
+            if self.err_path.stat().st_size == 0:
+                self.err_path.unlink()  # only kept when bombardier had something to say
         return parse_bombardier(text)
 
 

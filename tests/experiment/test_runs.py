@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from canarylab.experiment import VERDICT_EXIT_CODES
+from canarylab.experiment import VERDICT_EXIT_CODES, engine
 from canarylab.experiment import results as res
+from canarylab.experiment.local import LocalTarget, VariantConfig
+from canarylab.experiment.spec import load_spec
 from canarylab.procs import port_in_use
 
 from .helpers import PNG_SIZE, console_script, png_size
@@ -279,3 +281,35 @@ def test_interrupting_a_run_leaves_no_process_and_frees_the_ports(tmp_path: Path
     run_dir = next(p for p in results.iterdir() if p.is_dir() and not p.is_symlink())
     assert (run_dir / "INTERRUPTED").exists()
     assert not (run_dir / res.SUMMARY).exists()
+
+
+def test_the_lab_code_path_against_a_stand_in_lab(tmp_path: Path) -> None:
+    """--target lab: the engine reads a target file, starts nothing and stops nothing.
+    The local services stand in for the lab (their Prometheus, their apps, a selector)."""
+    variants = {v: VariantConfig(v, threads) for v, threads in (("stable", 4), ("canary", 16))}
+    with LocalTarget(variants, tmp_path / "stand-in", model_cache=ROOT / ".cache" / "models") as lab:
+        target_file = tmp_path / "lab-target.yml"
+        target_file.write_text(
+            yaml.safe_dump(
+                {
+                    "prometheus_url": lab.prometheus_url,
+                    "selector": 'component=~"app|model-service"',
+                    "scrape_interval": "1s",
+                    "variants": {v: {"url": e.url} for v, e in lab.endpoints.items()},
+                }
+            )
+        )
+        spec = load_spec(SEED_SPEC).with_overrides(duration=4, warmup=1, rate=10)
+        opts = engine.EngineOptions(results_root=tmp_path / "results", target="lab", target_file=target_file)
+        outcome = engine.run_experiment(spec, opts)
+        assert all(p.running() for p in lab.processes.values()), (
+            "the lab engine stopped processes it does not own"
+        )
+    summary = outcome.summary
+    assert summary["target"] == "lab"
+    assert summary["verdict"] != "INVALID", explain(summary)
+    assert summary["variants"]["stable"]["achieved_rps"] >= 9.5
+    assert summary["variants"]["canary"]["server"]["requests"] > 0
+    environment = json.loads((outcome.run_dir / res.ENVIRONMENT).read_text())
+    assert environment["target"]["kind"] == "lab"
+    assert environment["target"]["selector"] == 'component=~"app|model-service"'
