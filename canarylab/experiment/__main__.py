@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     listeners: list[ev.Listener] = []
     writer = None
+    running = False
     try:
         root = project_root()
         owner = _int("owner-pid", args.owner_pid)
@@ -105,17 +107,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_source="command line" if rate is not None else "spec",
             overrides={k: v for k, v in overrides.items() if v is not None},
         )
+        running = True  # from here on the engine reports its own errors as events
         outcome = run_experiment(spec, opts, listeners)
         print(verdict_line(outcome.summary), flush=True)
         return outcome.exit_code
     except CanarylabError as err:
         print(f"canarylab experiment: error: {err}", file=sys.stderr, flush=True)
-        if writer is not None:
+        if writer is not None and not running:
             writer.on_event(ev.Event(kind=ev.ERROR, message=str(err)))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("canarylab experiment: interrupted; every process it started was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug must not exit 1, which means FAIL
+        traceback.print_exc()
+        print("canarylab experiment: internal error (see the traceback above)", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         if writer is not None:
             writer.close()

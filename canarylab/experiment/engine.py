@@ -552,9 +552,9 @@ def run_experiment(
         )
         bus.emit(ev.ERROR, "interrupted: every process was stopped", data={"run_dir": str(run_dir)})
         raise
-    except CanarylabError as err:
+    except Exception as err:
         (run_dir / "ERROR").write_text(f"{err}\n")
-        bus.emit(ev.ERROR, str(err), data={"run_dir": str(run_dir)})
+        bus.emit(ev.ERROR, str(err) or type(err).__name__, data={"run_dir": str(run_dir)})
         raise
     finally:
         if annotator is not None:
