@@ -218,6 +218,7 @@ class Runner:
             rules_file=self.opts.rules_file,
             model_cache=self.opts.model_cache,
             on_status=self._status,
+            wait_for_scrapes=False,  # overlapped with the warm-up: see wait_scraping below
         )
 
     # --- load ----------------------------------------------------------------------------
@@ -392,6 +393,10 @@ class Runner:
                     files={v: res.load_file("warmup", v) for v in names},
                     progress_total=total,
                 )
+            if isinstance(target, LocalTarget):
+                target.wait_scraping()  # every target scraped before the first measured second
+                self.bus.emit(ev.SETUP, "Prometheus scrapes all four targets")
+            if spec.load.warmup > 0:
                 self.settle(t, time.time())
             for rep in range(1, spec.repetitions + 1):
                 start = time.time()

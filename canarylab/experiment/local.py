@@ -194,6 +194,7 @@ class LocalTarget:
         model_cache: Path | None = None,
         ready_timeout: float = READY_TIMEOUT,
         on_status: Callable[[str], None] | None = None,
+        wait_for_scrapes: bool = True,
     ) -> None:
         missing = [v for v in c.VARIANTS if v not in variants]
         if missing:
@@ -206,6 +207,8 @@ class LocalTarget:
         self.model_dir = model_dir
         self.model_cache = model_cache
         self.ready_timeout = ready_timeout
+        self.wait_for_scrapes = wait_for_scrapes
+        self._scraping = False
         self._status = on_status or (lambda _msg: None)
         self.group = ProcessGroup()
         self.ports: dict[str, int] = {}
@@ -377,8 +380,8 @@ class LocalTarget:
         prom_proc = self._wait_prometheus(prometheus, taken)
         self.prometheus_url = f"http://127.0.0.1:{self.ports['prometheus']}"
         self._write_prometheus_config(reload_proc=prom_proc)
-        client = PrometheusClient(self.prometheus_url)
-        client.wait_targets_up([t.job for t in self.scrape_targets()], self.ready_timeout, prom_proc)
+        if self.wait_for_scrapes:
+            self.wait_scraping()
         for name in self.variants:
             self.endpoints[name] = Endpoint(
                 variant=name,
@@ -387,6 +390,20 @@ class LocalTarget:
             )
         self._versions_thread = threading.Thread(target=self._fill_versions, args=(prometheus,), daemon=True)
         self._versions_thread.start()
+
+    def wait_scraping(self, timeout: float | None = None) -> None:
+        """Wait until Prometheus has scraped all four targets successfully.
+
+        Prometheus hands new targets to its scrapers only every 5 s, so this
+        can take that long after start-up; the engine overlaps it with the
+        warm-up (``wait_for_scrapes=False``, then this before measuring).
+        """
+        if self._scraping:
+            return
+        client = PrometheusClient(self.prometheus_url)
+        jobs = [t.job for t in self.scrape_targets()]
+        client.wait_targets_up(jobs, timeout or self.ready_timeout, self.processes.get("prometheus"))
+        self._scraping = True
 
     def scrape_targets(self) -> list[ScrapeTarget]:
         out: list[ScrapeTarget] = []
