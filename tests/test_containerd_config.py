@@ -7,12 +7,14 @@ branches are rendered here and parsed as TOML."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pytest
+import yaml
 
 ROLE = Path(__file__).resolve().parent.parent / "roles" / "containerd"
 SANDBOX = "registry.k8s.io/pause:3.10"
@@ -109,3 +111,49 @@ def test_version_3_config_for_containerd_2x() -> None:
 def test_systemd_cgroup_can_be_turned_off(config_version: int) -> None:
     text = str(render(config_version, systemd_cgroup=False))
     assert "'SystemdCgroup': False" in text
+
+
+def _containerd_2() -> Path | None:
+    """A containerd 2.x binary to read the rendered config: .cache/bin/containerd-<pinned version>,
+    built from the Go module proxy (see the docstring of the test below)."""
+    pins = yaml.safe_load((ROLE.parents[1] / "inventory/group_vars/all/versions.yml").read_text())
+    candidate = ROLE.parents[1] / ".cache" / "bin" / f"containerd-{pins['containerd_version']}"
+    return candidate if candidate.is_file() else None
+
+
+@pytest.mark.skipif(
+    _containerd_2() is None,
+    reason="no .cache/bin/containerd-<pinned version> (a containerd 2.x build) to read the version-3 config",
+)
+def test_containerd_2_reads_the_version_3_config(tmp_path: Path) -> None:
+    """The pinned containerd itself parses the version-3 config: `containerd config dump`
+    shows the pinned sandbox image and SystemdCgroup under the v3 plugin ids.  Build it with
+        go mod init b && go get github.com/containerd/containerd/v2@v<pinned> && go mod tidy &&
+        CGO_ENABLED=0 go build -tags "no_btrfs no_devmapper no_zfs" -o .cache/bin/containerd-<pinned> \\
+            github.com/containerd/containerd/v2/cmd/containerd
+    (in a scratch module that imports the command; the Go module proxy suffices)."""
+    binary = _containerd_2()
+    assert binary is not None
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["bool"] = bool
+    config = tmp_path / "config.toml"
+    config.write_text(
+        env.from_string((ROLE / "templates" / "config.toml.j2").read_text()).render(
+            ansible_managed="Ansible managed",
+            containerd_config_version=FILTERS.containerd_config_version(
+                subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+            ),
+            containerd_sandbox_image=SANDBOX,
+            containerd_systemd_cgroup=True,
+        )
+    )
+    result = subprocess.run(
+        [binary, "--config", config, "config", "dump"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Ignoring unknown key" not in result.stderr
+    dump = tomllib.loads(result.stdout)
+    assert dump["version"] == 3
+    assert dump["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == SANDBOX
+    runc = dump["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
+    assert runc["options"]["SystemdCgroup"] is True
