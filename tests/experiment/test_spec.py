@@ -190,3 +190,19 @@ def test_auto_connections_hold_the_rate_for_a_whole_timeout() -> None:
     assert connections_for(0.5, 1) >= 4
     explicit = spec_from_dict(with_changes(load__connections=7))
     assert explicit.load.effective_connections == 7
+
+
+def test_the_command_refuses_a_bad_spec_before_ansible_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from canarylab.cli import main  # noqa: PLC0415 - the CLI, as a user runs it
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump(with_changes(load__rate=-3, load__duration="6x")))
+    assert main(["experiment", "run", "--target", "local", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "load.rate" in err
+    assert "load.duration" in err
+    good = ROOT / "experiments/threads-4-vs-16.yml"
+    assert main(["experiment", "run", str(good), "--duration", "soon"]) == 2
+    assert "--duration" in capsys.readouterr().err
