@@ -141,14 +141,24 @@ def test_vagrant_validate(provider: str, vbox_stub: Path) -> None:
     assert "validated successfully" in result.stdout
 
 
+def _lab_copy(tmp_path: Path, *, vagrantfile: bool = True) -> Path:
+    """What the Vagrantfile reads, in a scratch directory: lab.yml and the pinned boxes."""
+    lab = tmp_path / "lab"
+    versions = lab / "inventory/group_vars/all"
+    versions.mkdir(parents=True)
+    shutil.copy(ROOT / "lab.yml", lab)
+    shutil.copy(ROOT / "inventory/group_vars/all/versions.yml", versions)
+    if vagrantfile:
+        shutil.copy(ROOT / "Vagrantfile", lab)
+    return lab
+
+
 @pytest.mark.parametrize("provider", ["virtualbox", "libvirt"])
 def test_vagrant_validate_rejects_a_broken_provider_block(
     provider: str, vbox_stub: Path, tmp_path: Path
 ) -> None:
     """The validation above really checks the provider configuration."""
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    shutil.copy(ROOT / "lab.yml", lab)
+    lab = _lab_copy(tmp_path, vagrantfile=False)
     text = (ROOT / "Vagrantfile").read_text()
     var = {"virtualbox": "vb", "libvirt": "lv"}[provider]
     broken = text.replace(
@@ -171,10 +181,7 @@ def test_vagrant_refuses_a_bad_worker_count(workers: int, vbox_stub: Path) -> No
 
 
 def test_vagrant_says_what_is_missing_without_ansible(vbox_stub: Path, tmp_path: Path) -> None:
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    shutil.copy(ROOT / "lab.yml", lab)
-    shutil.copy(ROOT / "Vagrantfile", lab)
+    lab = _lab_copy(tmp_path)
     env = _env()
     env["PATH"] = os.pathsep.join([str(vbox_stub), "/usr/bin", "/bin"])
     result = _run([_vagrant(), "provision"], env=env, cwd=lab)
