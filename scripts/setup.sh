@@ -35,11 +35,11 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=.venv/.canarylab-installed
-inputs=(pyproject.toml services/contract/pyproject.toml services/model_service/pyproject.toml services/app/pyproject.toml)
+inputs=(pyproject.toml constraints.txt services/contract/pyproject.toml services/model_service/pyproject.toml services/app/pyproject.toml)
 if [ ! -f "$stamp" ] || [ -n "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" ]; then
   say "pip install (editable) canarylab and its services"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q \
+  .venv/bin/python -m pip install -q -c constraints.txt \
     -e services/contract -e services/model_service -e services/app -e '.[dev]'
   touch "$stamp"
 fi
