@@ -6,23 +6,18 @@ The rendered files are committed, so that Ansible and Helm work without Python;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 import canarylab_contract
+from canarylab import generated
+from canarylab.generated import Rendered
 
 HEADER = (
     "# Generated from services/contract (canarylab_contract) by `canarylab contract export`.\n"
     "# Do not edit: change the contract and export again.\n"
 )
-
-
-@dataclass(frozen=True)
-class Rendered:
-    path: Path
-    text: str
 
 
 def render(root: Path) -> list[Rendered]:
@@ -37,14 +32,8 @@ def render(root: Path) -> list[Rendered]:
 
 def stale(root: Path) -> list[Path]:
     """Rendered files that are missing or differ from the contract."""
-    return [r.path for r in render(root) if not r.path.exists() or r.path.read_text() != r.text]
+    return generated.stale(render(root))
 
 
 def write(root: Path) -> list[Path]:
-    written = []
-    for r in render(root):
-        if not r.path.exists() or r.path.read_text() != r.text:
-            r.path.parent.mkdir(parents=True, exist_ok=True)
-            r.path.write_text(r.text)
-            written.append(r.path)
-    return written
+    return generated.write(render(root))
