@@ -8,7 +8,9 @@ Prometheus, only the files the run saved.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from canarylab.dashboard.build import UID as DASHBOARD_UID
 from canarylab.experiment import results as res
 from canarylab.experiment.analysis import pooled_histogram
 from canarylab.experiment.collect import RepetitionCollection
@@ -82,6 +85,23 @@ def render_plots(run_dir: Path, summary: Mapping[str, Any]) -> list[Path]:
     return made
 
 
+def grafana_link(summary: Mapping[str, Any], environment: Mapping[str, Any]) -> str | None:
+    """The Grafana dashboard for the run's time window, where the target has a Grafana (the lab)."""
+    target: Mapping[str, Any] = environment.get("target") or {}
+    grafana = target.get("grafana_url")
+    started, finished = summary.get("started_at"), summary.get("finished_at")
+    if not grafana or not started or not finished:
+        return None
+    try:
+        start_ms = int(datetime.fromisoformat(str(started)).timestamp() * 1000)
+        end_ms = int(datetime.fromisoformat(str(finished)).timestamp() * 1000)
+    except ValueError:
+        return None
+    url = f"{str(grafana).rstrip('/')}/d/{DASHBOARD_UID}/?from={start_ms}&to={end_ms}"
+    namespace = re.search(r'namespace="([^"]+)"', str(target.get("selector") or ""))
+    return url + (f"&var-namespace={namespace.group(1)}" if namespace else "")
+
+
 def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sections
     summary: Mapping[str, Any], environment: Mapping[str, Any] | None = None
 ) -> str:
@@ -105,6 +125,9 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
         f"{summary.get('duration_s')} s after a {summary.get('warmup_s')} s warm-up, "
         f"{summary.get('connections')} connections, {summary.get('timeout_s')} s timeout."
     )
+    link = grafana_link(summary, env)
+    if link:
+        add(f"Grafana dashboard for this run's time window: <{link}>")
     if timing:
         add(
             f"Time: {timing.get('load_seconds')} s under load, {timing.get('total_seconds')} s in all "

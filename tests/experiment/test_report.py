@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from canarylab.cli import main
+from canarylab.dashboard.build import UID as DASHBOARD_UID
 from canarylab.errors import CanarylabError
 from canarylab.experiment import results as res
-from canarylab.experiment.report import reanalyse, render_all, render_markdown
+from canarylab.experiment.report import grafana_link, reanalyse, render_all, render_markdown
 
 from .helpers import PNG_SIZE, png_size
 
@@ -86,3 +87,20 @@ def test_render_all_survives_missing_prometheus_data(run_dir: Path) -> None:
     render_all(run_dir)
     for png in (run_dir / res.PLOTS_DIR).glob("*.png"):
         assert png_size(png) == PNG_SIZE
+
+
+def test_lab_report_links_the_grafana_dashboard_for_the_run_window() -> None:
+    summary = json.loads((FIXTURE / res.SUMMARY).read_text())
+    environment = json.loads((FIXTURE / res.ENVIRONMENT).read_text())
+    assert "Grafana dashboard" not in render_markdown(summary, environment)  # local: no Grafana
+    summary |= {"started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:01:30+00:00"}
+    environment["target"] = {
+        "kind": "lab",
+        "grafana_url": "http://192.168.56.201/",
+        "selector": 'namespace="canarylab"',
+    }
+    link = grafana_link(summary, environment)
+    assert link == (
+        f"http://192.168.56.201/d/{DASHBOARD_UID}/?from=1767225600000&to=1767225690000&var-namespace=canarylab"
+    )
+    assert f"<{link}>" in render_markdown(summary, environment)
