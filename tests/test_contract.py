@@ -48,3 +48,20 @@ def test_bucket_arguments_are_checked(lo: float, hi: float, g: float) -> None:
 def test_bucket_count_is_logarithmic() -> None:
     b = contract.latency_buckets(0.001, 1.0, 2.0)
     assert len(b) == math.ceil(math.log2(1000)) + 1
+
+
+def test_ports_do_not_clash() -> None:
+    local: list[int] = []
+    for value in contract.LOCAL_PORTS.values():
+        local.extend(value.values() if isinstance(value, dict) else [value])
+    assert len(local) == len(set(local)), local
+    for per_variant in ("model_service", "model_service_metrics", "app"):
+        ports = contract.LOCAL_PORTS[per_variant]
+        assert isinstance(ports, dict)
+        assert set(ports) == set(contract.VARIANTS)
+    in_pod = [contract.MODEL_SERVICE_PORT, contract.MODEL_SERVICE_METRICS_PORT, contract.APP_PORT]
+    assert len(in_pod) == len(set(in_pod))
+
+
+def test_limits_are_shared() -> None:
+    assert contract.as_dict()["limits"] == {"max_body_bytes": 64 * 1024, "max_review_chars": 5000}

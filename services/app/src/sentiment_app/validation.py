@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Final
 
-#: Largest request body accepted, bytes; larger bodies get 413.
-MAX_BODY_BYTES = 64 * 1024
-#: Longest review accepted, characters.
-MAX_REVIEW_CHARS = 5000
+import canarylab_contract as contract
+
+#: Largest request body accepted, bytes; larger bodies get 413 (the contract's, as in the model-service).
+MAX_BODY_BYTES: Final = contract.MAX_BODY_BYTES
+#: Longest review accepted, characters (the contract's, as in the model-service).
+MAX_REVIEW_CHARS: Final = contract.MAX_REVIEW_CHARS
 
 
 class InvalidRequestError(Exception):

@@ -73,13 +73,22 @@ READY_PATH: Final = "/readyz"
 VERSION_PATH: Final = "/version"
 METRICS_PATH: Final = "/metrics"
 
+#: Largest request body the services accept, bytes; larger ones get 413.
+MAX_BODY_BYTES: Final = 64 * 1024
+#: Longest review the services accept, characters; longer ones get 400.
+MAX_REVIEW_CHARS: Final = 5000
+
 #: Ports inside a container / pod.
 MODEL_SERVICE_PORT: Final = 8080
+#: The model-service's metrics listener: its own port and thread, outside the
+#: request pool, so that a saturated variant is still scraped on time.
+MODEL_SERVICE_METRICS_PORT: Final = 9100
 APP_PORT: Final = 8000
 
 #: Loopback ports of the local target, per variant.
 LOCAL_PORTS: Final = {
     "model_service": {STABLE: 18081, CANARY: 18082},
+    "model_service_metrics": {STABLE: 18083, CANARY: 18084},
     "app": {STABLE: 18091, CANARY: 18092},
     "prometheus": 19090,
 }
@@ -136,9 +145,11 @@ def as_dict() -> dict[str, object]:
             "version": VERSION_PATH,
             "metrics": METRICS_PATH,
         },
+        "limits": {"max_body_bytes": MAX_BODY_BYTES, "max_review_chars": MAX_REVIEW_CHARS},
         "processing_max_window_seconds": PROCESSING_MAX_WINDOW_SECONDS,
         "ports": {
             "model_service": MODEL_SERVICE_PORT,
+            "model_service_metrics": MODEL_SERVICE_METRICS_PORT,
             "app": APP_PORT,
             "local": {k: (dict(v) if isinstance(v, dict) else v) for k, v in LOCAL_PORTS.items()},
         },

@@ -22,10 +22,10 @@ from model_service.metrics import ServiceMetrics, outcome_for
 from model_service.model import SentimentModel
 from model_service.settings import Settings
 
-#: Largest accepted request body; larger ones get 413.
-MAX_BODY_BYTES: Final = 64 * 1024
-#: Longest accepted review, in characters.
-MAX_REVIEW_CHARS: Final = 5000
+#: Largest accepted request body; larger ones get 413 (the contract's, shared with the app).
+MAX_BODY_BYTES: Final = contract.MAX_BODY_BYTES
+#: Longest accepted review, in characters (the contract's, shared with the app).
+MAX_REVIEW_CHARS: Final = contract.MAX_REVIEW_CHARS
 
 log = logging.getLogger("model_service.access")
 errors_log = logging.getLogger("model_service.errors")
