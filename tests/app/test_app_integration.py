@@ -136,6 +136,7 @@ def test_app_against_the_real_model_service(
             "MODEL_SERVICE_MODEL_DIR": str(trained_model_dir),
             "MODEL_SERVICE_HOST": "127.0.0.1",
             "MODEL_SERVICE_PORT": str(model_port),
+            "MODEL_SERVICE_METRICS_PORT": str(free_port()),
             "MODEL_SERVICE_VARIANT": contract.CANARY,
             "MODEL_SERVICE_THREADS": "2",
         },

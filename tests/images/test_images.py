@@ -51,6 +51,7 @@ class Pod:
     name: str
     model_url: str
     app_url: str
+    model_metrics_url: str
 
     def container(self, which: str) -> str:
         return f"{self.name}-{which}"
@@ -89,12 +90,18 @@ def images(root: Path, podman: Podman, base_image: str) -> dict[str, str]:
 def pod(podman: Podman, images: dict[str, str]) -> Iterator[Pod]:
     """A pod with both containers: the app reaches the model-service on the pod's loopback."""
     name = f"canarylab-imgtest-{uuid.uuid4().hex[:8]}"
-    model_port, app_port = free_port(), free_port()
-    pod = Pod(name, f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{app_port}")
+    model_port, metrics_port, app_port = free_port(), free_port(), free_port()
+    pod = Pod(
+        name,
+        f"http://127.0.0.1:{model_port}",
+        f"http://127.0.0.1:{app_port}",
+        f"http://127.0.0.1:{metrics_port}",
+    )
     try:
         podman(
             "pod", "create", "--name", name,
             "--publish", f"127.0.0.1:{model_port}:{contract.MODEL_SERVICE_PORT}",
+            "--publish", f"127.0.0.1:{metrics_port}:{contract.MODEL_SERVICE_METRICS_PORT}",
             "--publish", f"127.0.0.1:{app_port}:{contract.APP_PORT}",
         )  # fmt: skip
         podman(
@@ -120,6 +127,12 @@ def pod(podman: Podman, images: dict[str, str]) -> Iterator[Pod]:
         yield pod
     finally:
         podman("pod", "rm", "--force", "--time", "5", name, check=False)
+
+
+def test_model_service_container_serves_metrics_on_the_metrics_port(pod: Pod) -> None:
+    resp = requests.get(pod.model_metrics_url + contract.METRICS_PATH, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert f'{contract.MODEL_THREADS}{{variant="{contract.CANARY}"}} 4.0' in resp.text
 
 
 def test_model_service_container_predicts(pod: Pod) -> None:
@@ -229,11 +242,14 @@ def test_host_ca_bundle_is_not_baked_in(
     assert result.returncode == 1, f"host-only CA found in the image: {result.stdout.decode()}"
 
 
-@pytest.mark.parametrize(("which", "port"), [(MODEL, contract.MODEL_SERVICE_PORT), (APP, contract.APP_PORT)])
-def test_image_metadata(podman: Podman, images: dict[str, str], which: str, port: int) -> None:
+@pytest.mark.parametrize(
+    ("which", "ports"),
+    [(MODEL, [contract.MODEL_SERVICE_PORT, contract.MODEL_SERVICE_METRICS_PORT]), (APP, [contract.APP_PORT])],
+)
+def test_image_metadata(podman: Podman, images: dict[str, str], which: str, ports: list[int]) -> None:
     info = podman.inspect("image", images[which])
     config = info["Config"]
-    assert f"{port}/tcp" in config["ExposedPorts"]
+    assert {f"{port}/tcp" for port in ports} <= set(config["ExposedPorts"])
     assert config["Cmd"] != ["/sbin/init"]
     labels = info["Labels"]
     assert labels["org.opencontainers.image.title"] == f"canarylab-{which}"

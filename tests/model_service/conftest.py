@@ -15,7 +15,7 @@ from flask import Flask
 from model_service_support import StartServer, console_script
 
 import canarylab_contract as contract
-from canarylab.procs import ManagedProcess, ProcessGroup, wait_http_ok
+from canarylab.procs import ManagedProcess, ProcessGroup, free_port, wait_http_ok
 from model_service.api import ServiceState, create_app
 from model_service.metrics import ServiceMetrics
 from model_service.model import SentimentModel
@@ -78,14 +78,19 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def start_server(procs: ProcessGroup, tmp_path: Path, trained_model_dir: Path) -> StartServer:
     """Starts the real ``model-service serve`` on 127.0.0.1 and waits until /readyz answers 200.
 
-    Returns the process and its base URL.  The ``procs`` fixture stops it after the test.
+    Returns the process and its base URL.  The metrics listener gets a free port
+    unless ``MODEL_SERVICE_METRICS_PORT`` is given.  The ``procs`` fixture stops it after the test.
     """
 
     def start(port: int, name: str = "model-service", **env: str) -> tuple[ManagedProcess, str]:
+        metrics_port = free_port()
+        while metrics_port == port:
+            metrics_port = free_port()
         full_env = {
             "MODEL_SERVICE_MODEL_DIR": str(trained_model_dir),
             "MODEL_SERVICE_HOST": "127.0.0.1",
             "MODEL_SERVICE_PORT": str(port),
+            "MODEL_SERVICE_METRICS_PORT": str(metrics_port),
             "MODEL_SERVICE_VARIANT": contract.STABLE,
             "MODEL_SERVICE_THREADS": "4",
             "MODEL_SERVICE_SIMULATED_LATENCY_MS": "0",

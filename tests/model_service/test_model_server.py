@@ -19,6 +19,7 @@ from model_service_support import StartServer, console_script
 from prometheus_client.parser import text_string_to_metric_families
 
 import canarylab_contract as contract
+from canarylab.procs import free_port, port_in_use
 from model_service.api import MAX_BODY_BYTES, MAX_REVIEW_CHARS
 
 pytestmark = pytest.mark.integration
@@ -42,8 +43,10 @@ def _chunked_oversized_body() -> Iterator[bytes]:
 
 
 def test_every_endpoint_over_http(start_server: StartServer, port: int) -> None:
+    metrics_port = free_port()
     _, base = start_server(
         port,
+        MODEL_SERVICE_METRICS_PORT=str(metrics_port),
         MODEL_SERVICE_VARIANT=contract.CANARY,
         MODEL_SERVICE_THREADS="16",
         MODEL_SERVICE_SIMULATED_LATENCY_MS="5",
@@ -98,6 +101,10 @@ def test_every_endpoint_over_http(start_server: StartServer, port: int) -> None:
     assert _metric(base, contract.MODEL_SIMULATED_LATENCY_SECONDS, **labels) == pytest.approx(0.005)
     assert _metric(base, contract.MODEL_PROCESSING_WINDOW_MAX_SECONDS, **labels) >= 0.005
     assert _metric(base, contract.MODEL_INFO + "_info", version=body["model_version"], **labels) == 1
+    # The metrics port serves the same registry.
+    metrics_base = f"http://127.0.0.1:{metrics_port}"
+    assert _metric(metrics_base, contract.MODEL_REQUESTS_TOTAL, outcome=contract.OUTCOME_OK, **labels) == 1
+    assert _metric(metrics_base, contract.MODEL_THREADS, **labels) == 16
 
 
 def _run_serve(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -118,6 +125,7 @@ def _run_serve(env: dict[str, str], timeout: float = 60) -> subprocess.Completed
         ("MODEL_SERVICE_THREADS", "0"),
         ("MODEL_SERVICE_VARIANT", "green"),
         ("MODEL_SERVICE_PORT", "99999"),
+        ("MODEL_SERVICE_METRICS_PORT", "0"),
         ("MODEL_SERVICE_SIMULATED_LATENCY_MS", "-5"),
         ("MODEL_SERVICE_HOST", "bad host"),
     ],
@@ -177,13 +185,33 @@ def test_port_in_use_is_reported(trained_model_dir: Path, busy_port: int) -> Non
     assert "Traceback" not in done.stderr
 
 
+def test_metrics_port_in_use_is_reported(trained_model_dir: Path, busy_port: int, port: int) -> None:
+    done = _run_serve(
+        {
+            "MODEL_SERVICE_MODEL_DIR": str(trained_model_dir),
+            "MODEL_SERVICE_PORT": str(port),
+            "MODEL_SERVICE_METRICS_PORT": str(busy_port),
+        }
+    )
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{busy_port} for the metrics: the port is in use" in done.stderr
+    assert "MODEL_SERVICE_METRICS_PORT" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not port_in_use(port)  # nothing is left listening
+
+
 def test_sigterm_stops_cleanly(start_server: StartServer, port: int) -> None:
-    proc, _ = start_server(port)
+    metrics_port = free_port()
+    proc, _ = start_server(port, MODEL_SERVICE_METRICS_PORT=str(metrics_port))
+    assert port_in_use(metrics_port)
     proc.stop(timeout=10)
     assert proc.popen.returncode == 0
     log = proc.log_path.read_text()
+    assert f"metrics on http://127.0.0.1:{metrics_port}{contract.METRICS_PATH}" in log
     assert "model_service: stopped" in log
     assert "Traceback" not in log
+    assert not port_in_use(port)
+    assert not port_in_use(metrics_port)
 
 
 def test_saturating_burst_shows_queue_depth_not_queue_log(start_server: StartServer, port: int) -> None:

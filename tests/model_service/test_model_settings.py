@@ -20,6 +20,7 @@ def test_defaults() -> None:
         threads=contract.DEFAULT_THREADS[contract.STABLE],
         variant=contract.STABLE,
         port=contract.MODEL_SERVICE_PORT,
+        metrics_port=contract.MODEL_SERVICE_METRICS_PORT,
         host="127.0.0.1",
         simulated_latency_ms=0.0,
         log_level="INFO",
@@ -34,12 +35,14 @@ def test_valid_values() -> None:
             s.ENV_THREADS: "16",
             s.ENV_VARIANT: contract.CANARY,
             s.ENV_PORT: "18082",
+            s.ENV_METRICS_PORT: "18084",
             s.ENV_HOST: "0.0.0.0",
             s.ENV_SIMULATED_LATENCY_MS: "12.5",
             s.ENV_LOG_LEVEL: "debug",
         }
     )
     assert (got.threads, got.variant, got.port, got.host) == (16, contract.CANARY, 18082, "0.0.0.0")
+    assert got.metrics_port == 18084
     assert got.simulated_latency_seconds == pytest.approx(0.0125)
     assert got.log_level == "DEBUG"
 
@@ -68,6 +71,10 @@ def test_settings_are_frozen() -> None:
         (s.ENV_PORT, "0"),
         (s.ENV_PORT, "65536"),
         (s.ENV_PORT, "http"),
+        (s.ENV_METRICS_PORT, "0"),
+        (s.ENV_METRICS_PORT, "65536"),
+        (s.ENV_METRICS_PORT, "metrics"),
+        (s.ENV_METRICS_PORT, str(contract.MODEL_SERVICE_PORT)),  # the main port's
         (s.ENV_HOST, "not a host"),
         (s.ENV_HOST, "-bad-.example"),
         (s.ENV_SIMULATED_LATENCY_MS, "-1"),
@@ -103,3 +110,21 @@ def test_every_bad_value_is_reported_at_once() -> None:
 
 def test_empty_value_means_default() -> None:
     assert s.from_env({**BASE, s.ENV_THREADS: ""}).threads == s.DEFAULT_THREADS
+
+
+def test_metrics_port_must_differ_from_the_main_port() -> None:
+    # Set equal explicitly ...
+    with pytest.raises(SettingsError) as err:
+        s.from_env({**BASE, s.ENV_PORT: "18081", s.ENV_METRICS_PORT: "18081"})
+    assert f"{s.ENV_METRICS_PORT}='18081' is not valid" in err.value.message
+    assert s.ENV_PORT in err.value.message
+    assert s.ENV_PORT in (err.value.hint or "")
+    # ... or the main port moved onto the metrics port's default.
+    clash = str(contract.MODEL_SERVICE_METRICS_PORT)
+    with pytest.raises(SettingsError) as err:
+        s.from_env({**BASE, s.ENV_PORT: clash})
+    assert f"{s.ENV_METRICS_PORT}={clash!r} is not valid" in err.value.message
+    # A bad main port is reported once, not also as a clash with its default.
+    with pytest.raises(SettingsError) as err:
+        s.from_env({**BASE, s.ENV_PORT: "0", s.ENV_METRICS_PORT: str(contract.MODEL_SERVICE_PORT)})
+    assert err.value.message.count("is not valid") == 1

@@ -4,6 +4,11 @@ waitress logs ``Task queue depth is N`` (logger ``waitress.queue``) for every
 request that has to wait for a thread, which floods the log exactly when the
 service is saturated.  We silence that logger and publish the same number as
 the queue-depth gauge, read from the server's task dispatcher at each scrape.
+
+The metrics are served on a port of their own (``MODEL_SERVICE_METRICS_PORT``)
+by prometheus_client's small HTTP server, in threads of its own: a scrape never
+waits in waitress's task queue behind the requests it is measuring.  ``/metrics``
+on the main port stays, for people and probes.
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final
 
+import prometheus_client
 import waitress
 
+import canarylab_contract as contract
 from model_service.api import ServiceState, create_app
 from model_service.errors import ModelServiceError
 from model_service.metrics import ServiceMetrics
 from model_service.model import SentimentModel
-from model_service.settings import ENV_HOST, ENV_PORT, Settings
+from model_service.settings import ENV_HOST, ENV_METRICS_PORT, ENV_PORT, Settings
 
+METRICS_PATH: Final = contract.METRICS_PATH
 QUEUE_LOGGER: Final = "waitress.queue"
 #: Open connections waitress accepts before leaving new ones in the kernel backlog.
 #: High, so that waiting happens in the task queue, where the gauge can see it.
@@ -99,6 +107,45 @@ def build(settings: Settings) -> Service:
     return Service(server=server, metrics=metrics, model=model)
 
 
+@dataclass
+class MetricsListener:
+    """The metrics port's HTTP server and its accept thread (each scrape gets a thread of its own)."""
+
+    server: Any
+    thread: Any
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+
+    def stop(self, timeout: float = 5) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout)
+
+
+def start_metrics_listener(settings: Settings, metrics: ServiceMetrics) -> MetricsListener:
+    """Serve ``metrics``' registry on MODEL_SERVICE_HOST:MODEL_SERVICE_METRICS_PORT, independent of
+    waitress's thread pool, from now until :meth:`MetricsListener.stop`."""
+    try:
+        server, thread = prometheus_client.start_http_server(
+            settings.metrics_port, addr=settings.host, registry=metrics.registry
+        )
+    except OSError as err:
+        where = f"{settings.host}:{settings.metrics_port}"
+        if err.errno == errno.EADDRINUSE:
+            raise ModelServiceError(
+                f"cannot listen on {where} for the metrics: the port is in use",
+                f"stop the other process or set {ENV_METRICS_PORT} to a free port",
+            ) from err
+        raise ModelServiceError(
+            f"cannot listen on {where} for the metrics: {err.strerror or err}",
+            f"check {ENV_HOST} and {ENV_METRICS_PORT}",
+        ) from err
+    return MetricsListener(server=server, thread=thread)
+
+
 def listen_urls(server: Any) -> list[str]:
     """Where ``server`` listens; a host name may resolve to several sockets (MultiSocketServer)."""
     listen = getattr(server, "effective_listen", None) or [(server.effective_host, server.effective_port)]
@@ -122,13 +169,20 @@ def serve(settings: Settings) -> None:
     configure_logging(settings.log_level_number)
     service = build(settings)
     server = service.server
+    try:
+        metrics_listener = start_metrics_listener(settings, service.metrics)
+    except ModelServiceError:
+        server.close()
+        raise
     log.info(
-        "serving model %s variant=%s threads=%d simulated_latency_ms=%g on %s",
+        "serving model %s variant=%s threads=%d simulated_latency_ms=%g on %s, metrics on %s%s",
         service.model.version,
         settings.variant,
         settings.threads,
         settings.simulated_latency_ms,
         " ".join(listen_urls(server)),
+        metrics_listener.url,
+        METRICS_PATH,
     )
     # waitress's run() itself catches the KeyboardInterrupt (ours on SIGTERM, or
     # Ctrl-C) and shuts its worker threads down; the suppress covers a signal that
@@ -139,4 +193,5 @@ def serve(settings: Settings) -> None:
         finally:
             server.close()
             server.task_dispatcher.shutdown(timeout=5)
+            metrics_listener.stop()
     log.info("stopped")

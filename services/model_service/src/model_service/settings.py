@@ -22,6 +22,7 @@ from model_service.errors import SettingsError
 ENV_THREADS: Final = "MODEL_SERVICE_THREADS"
 ENV_VARIANT: Final = "MODEL_SERVICE_VARIANT"
 ENV_PORT: Final = "MODEL_SERVICE_PORT"
+ENV_METRICS_PORT: Final = "MODEL_SERVICE_METRICS_PORT"
 ENV_HOST: Final = "MODEL_SERVICE_HOST"
 ENV_MODEL_DIR: Final = "MODEL_SERVICE_MODEL_DIR"
 ENV_SIMULATED_LATENCY_MS: Final = "MODEL_SERVICE_SIMULATED_LATENCY_MS"
@@ -49,6 +50,8 @@ class Settings:
     threads: int = DEFAULT_THREADS
     variant: str = contract.STABLE
     port: int = contract.MODEL_SERVICE_PORT
+    #: Port of the metrics listener (its own thread, outside the request pool).
+    metrics_port: int = contract.MODEL_SERVICE_METRICS_PORT
     host: str = DEFAULT_HOST
     simulated_latency_ms: float = 0.0
     log_level: str = "INFO"
@@ -139,6 +142,19 @@ def from_env(env: Mapping[str, str]) -> Settings:
     threads = field(ENV_THREADS, DEFAULT_THREADS, _int_in(ENV_THREADS, MIN_THREADS, MAX_THREADS))
     variant = field(ENV_VARIANT, contract.STABLE, _variant)
     port = field(ENV_PORT, contract.MODEL_SERVICE_PORT, _int_in(ENV_PORT, 1, 65535))
+    metrics_port = field(
+        ENV_METRICS_PORT, contract.MODEL_SERVICE_METRICS_PORT, _int_in(ENV_METRICS_PORT, 1, 65535)
+    )
+    ports_parsed = not any(p.message.startswith((f"{ENV_PORT}=", f"{ENV_METRICS_PORT}=")) for p in problems)
+    if ports_parsed and metrics_port == port:
+        shown = (env.get(ENV_METRICS_PORT) or "").strip() or str(metrics_port)
+        problems.append(
+            SettingsError(
+                f"{ENV_METRICS_PORT}={shown!r} is not valid: expected a port other than "
+                f"{ENV_PORT}={port} (the metrics listener has a port of its own)",
+                f"set {ENV_PORT} and {ENV_METRICS_PORT} to two different ports",
+            )
+        )
     host = field(ENV_HOST, DEFAULT_HOST, _host)
     latency = field(ENV_SIMULATED_LATENCY_MS, 0.0, _latency)
     log_level = field(ENV_LOG_LEVEL, "INFO", _log_level)
@@ -161,6 +177,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         threads=threads,
         variant=variant,
         port=port,
+        metrics_port=metrics_port,
         host=host,
         simulated_latency_ms=latency,
         log_level=log_level,
