@@ -274,7 +274,7 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
             if math.isfinite(share) and share < SCRAPE_WARN:
                 warnings.append(
                     f"repetition {r.repetition}: {job} answered {share:.0%} of scrapes; its server-side "
-                    "statistics may miss part of the window (a saturated server also queues its /metrics)"
+                    "statistics may miss part of the window (a scrape failed or timed out)"
                 )
     for v in variants:
         if healths[v].errors and healths[v].error_ratio <= spec.criteria.max_error_ratio:

@@ -4,11 +4,14 @@
 
 - a model-service per variant (``model-service serve``; threads, variant,
   simulated latency and any other environment of the spec), on the contract's
-  ``LOCAL_PORTS`` when free, else on free ports;
+  ``LOCAL_PORTS`` when free, else on free ports - two each: the API port and
+  the metrics port (``MODEL_SERVICE_METRICS_PORT``, a listener outside the
+  request pool, so that a saturated variant is still scraped on time);
 - an app per variant in front of it (``sentiment-app``: APP_VARIANT,
   APP_MODEL_SERVICE_URL);
-- a Prometheus scraping all four every ``scrape_interval`` (config and TSDB in
-  ``workdir``), loading ``rules_file`` when it exists and ``promtool`` accepts it;
+- a Prometheus scraping all four every ``scrape_interval`` (the model-services
+  on their metrics ports; config and TSDB in ``workdir``), loading
+  ``rules_file`` when it exists and ``promtool`` accepts it;
 
 then waits until every one is ready (model-service and app ``/readyz``,
 Prometheus ``/-/ready`` and its four targets up).  Leaving it - normally, on an
@@ -120,6 +123,11 @@ def owns_port(pid: int, port: int) -> bool | None:
             if link.startswith("socket:[") and link[8:-1] in inodes:
                 return True
     return False
+
+
+def metrics_key(variant: str) -> str:
+    """Key in ``LocalTarget.ports`` of a variant's model-service metrics port."""
+    return f"model-service-metrics-{variant}"
 
 
 def pick_port(preferred: int, taken: set[int]) -> int:
@@ -268,7 +276,9 @@ class LocalTarget:
             self._argv[name] = argv
         return proc
 
-    def _model_service_env(self, v: VariantConfig, port: int, model_dir: Path) -> dict[str, str]:
+    def _model_service_env(
+        self, v: VariantConfig, port: int, metrics_port: int, model_dir: Path
+    ) -> dict[str, str]:
         return {
             "MODEL_SERVICE_MODEL_DIR": str(model_dir),
             "MODEL_SERVICE_HOST": "127.0.0.1",
@@ -276,6 +286,7 @@ class LocalTarget:
             "MODEL_SERVICE_THREADS": str(v.threads),
             "MODEL_SERVICE_VARIANT": v.name,
             "MODEL_SERVICE_PORT": str(port),
+            "MODEL_SERVICE_METRICS_PORT": str(metrics_port),
         }
 
     def _app_env(self, v: VariantConfig, port: int, ms_port: int) -> dict[str, str]:
@@ -293,7 +304,7 @@ class LocalTarget:
         children's PDEATHSIG is tied to the thread that starts them)."""
         if name.startswith("model-service-"):
             v = self.variants[name.removeprefix("model-service-")]
-            env = self._model_service_env(v, self.ports[name], model_dir)
+            env = self._model_service_env(v, self.ports[name], self.ports[metrics_key(v.name)], model_dir)
             return self._start(name, [_tool("model-service"), "serve"], env, name)
         v = self.variants[name.removeprefix("app-")]
         env = self._app_env(v, self.ports[name], self.ports[f"model-service-{v.name}"])
@@ -326,7 +337,12 @@ class LocalTarget:
             except CanarylabError:
                 if attempt + 1 < _PORT_TRIES and self._port_lost(name):
                     self.ports[name] = pick_port(free_port(), taken)
-                    self._status(f"{name}: its port was taken meanwhile, moving it to {self.ports[name]}")
+                    moved = str(self.ports[name])
+                    if name.startswith("model-service-"):  # the API or the metrics port: move both
+                        mkey = metrics_key(name.removeprefix("model-service-"))
+                        self.ports[mkey] = pick_port(free_port(), taken)
+                        moved += f" (metrics {self.ports[mkey]})"
+                    self._status(f"{name}: its port was taken meanwhile, moving it to {moved}")
                     self._launch(name, model_dir)
                     if name.startswith("model-service-"):  # its app must follow it to the new port
                         app = name.replace("model-service-", "app-", 1)
@@ -356,10 +372,12 @@ class LocalTarget:
         taken: set[int] = set()
         lp: Mapping[str, Any] = c.LOCAL_PORTS
         ms_pref: dict[str, int] = dict(lp["model_service"])
+        ms_metrics_pref: dict[str, int] = dict(lp["model_service_metrics"])
         app_pref: dict[str, int] = dict(lp["app"])
         self.ports["prometheus"] = pick_port(int(lp["prometheus"]), taken)
         for name in self.variants:
             self.ports[f"model-service-{name}"] = pick_port(ms_pref.get(name, free_port()), taken)
+            self.ports[metrics_key(name)] = pick_port(ms_metrics_pref.get(name, free_port()), taken)
             self.ports[f"app-{name}"] = pick_port(app_pref.get(name, free_port()), taken)
 
         prometheus = find_prometheus(self.prometheus_bin)
@@ -406,11 +424,13 @@ class LocalTarget:
         self._scraping = True
 
     def scrape_targets(self) -> list[ScrapeTarget]:
+        """The model-services on their metrics ports (outside the request pool), the apps on theirs."""
         out: list[ScrapeTarget] = []
         for name in self.variants:
             for component in ("model-service", "app"):
                 job = f"{component}-{name}"
-                out.append(ScrapeTarget(job, f"127.0.0.1:{self.ports[job]}", component, name))
+                port = self.ports[metrics_key(name) if component == "model-service" else job]
+                out.append(ScrapeTarget(job, f"127.0.0.1:{port}", component, name))
         return out
 
     def _config_text(self) -> str:

@@ -27,10 +27,10 @@ from canarylab.experiment.collect import (
 )
 from canarylab.experiment.lab import LabTarget
 from canarylab.experiment.load import LoadResult
-from canarylab.experiment.local import owns_port, pick_port
+from canarylab.experiment.local import LocalTarget, VariantConfig, metrics_key, owns_port, pick_port
 from canarylab.experiment.prometheus import Sample, ScrapeTarget, Series, render_config
 from canarylab.experiment.spec import CalibrationSpec
-from canarylab_contract import LATENCY_BUCKETS, VARIANT_HEADER
+from canarylab_contract import DEFAULT_THREADS, LATENCY_BUCKETS, VARIANT_HEADER
 
 # --- events -------------------------------------------------------------------------------------
 
@@ -197,6 +197,19 @@ def test_prometheus_config_scrapes_all_four_every_second(tmp_path: Path) -> None
         labels = job["static_configs"][0]["labels"]
         assert "variant" not in labels  # the services' own variant label must survive
         assert job["metrics_path"] == "/metrics"
+
+
+def test_local_target_scrapes_the_model_services_on_their_metrics_ports(tmp_path: Path) -> None:
+    target = LocalTarget({v: VariantConfig(v, t) for v, t in DEFAULT_THREADS.items()}, tmp_path)
+    for i, v in enumerate(DEFAULT_THREADS):
+        target.ports |= {f"model-service-{v}": 100 + i, metrics_key(v): 200 + i, f"app-{v}": 300 + i}
+    by_job = {t.job: t for t in target.scrape_targets()}
+    assert set(by_job) == {"model-service-stable", "model-service-canary", "app-stable", "app-canary"}
+    for i, v in enumerate(DEFAULT_THREADS):
+        assert by_job[f"model-service-{v}"].address == f"127.0.0.1:{200 + i}"  # not the API port
+        assert by_job[f"app-{v}"].address == f"127.0.0.1:{300 + i}"
+    env = target._model_service_env(VariantConfig("canary", 16), 100, 200, tmp_path)
+    assert (env["MODEL_SERVICE_PORT"], env["MODEL_SERVICE_METRICS_PORT"]) == ("100", "200")
 
 
 def test_a_taken_port_is_replaced_by_a_free_one() -> None:

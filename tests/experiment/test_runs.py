@@ -136,10 +136,14 @@ def test_short_real_run_writes_every_result(tmp_path: Path) -> None:
     assert environment["knobs"]["repetitions"] == 2
     assert "v1.2.6" in environment["tools"]["bombardier"]["version"]
     assert environment["target"]["versions"]["prometheus"].startswith("prometheus")
-    assert set(environment["target"]["ports"]) == {
-        "prometheus", "model-service-stable", "model-service-canary", "app-stable", "app-canary"
+    ports = environment["target"]["ports"]
+    assert set(ports) == {
+        "prometheus", "model-service-stable", "model-service-canary", "app-stable", "app-canary",
+        "model-service-metrics-stable", "model-service-metrics-canary",
     }  # fmt: skip
-    assert environment["target"]["processes"]["model-service-canary"]["env"]["MODEL_SERVICE_THREADS"] == "16"
+    ms_env = environment["target"]["processes"]["model-service-canary"]["env"]
+    assert ms_env["MODEL_SERVICE_THREADS"] == "16"
+    assert ms_env["MODEL_SERVICE_METRICS_PORT"] == str(ports["model-service-metrics-canary"])
 
     report = (run_dir / res.REPORT).read_text()
     assert summary["verdict"] in report
