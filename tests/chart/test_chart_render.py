@@ -113,6 +113,7 @@ def test_validation_catches_a_wrong_field(
         ({"variants.canary.modelService.threads": "0"}, "threads"),
         ({"istio.gateway.create": "false"}, "istio.gateway.name is required"),
         ({"unknownKey": "1"}, "unknownKey"),
+        ({"modelService.servicePort": "9100"}, "the model-service's metrics port"),
     ],
 )
 def test_bad_values_are_refused(sets: dict[str, str], message: str) -> None:
@@ -137,6 +138,7 @@ def test_model_service_threads_4_vs_16(default_docs: list[Doc], contract: dict[s
         assert env["MODEL_SERVICE_THREADS"] == str(threads)
         assert env["MODEL_SERVICE_VARIANT"] == variant
         assert env["MODEL_SERVICE_PORT"] == str(contract["ports"]["model_service"])
+        assert env["MODEL_SERVICE_METRICS_PORT"] == str(contract["ports"]["model_service_metrics"])
         assert env["MODEL_SERVICE_HOST"] == "0.0.0.0"
 
 
@@ -306,6 +308,22 @@ def test_istio_can_be_disabled(render: Render) -> None:
 # --- Services and monitoring -------------------------------------------------------
 
 
+def test_container_ports(default_docs: list[Doc], contract: dict[str, Any]) -> None:
+    ports = contract["ports"]
+    for variant in contract["variants"]:
+        (app,) = one(default_docs, "Deployment", f"canarylab-app-{variant}")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert app["ports"] == [{"name": "http", "containerPort": ports["app"], "protocol": "TCP"}]
+        (model,) = one(default_docs, "Deployment", f"canarylab-model-service-{variant}")["spec"]["template"][
+            "spec"
+        ]["containers"]
+        assert model["ports"] == [
+            {"name": "http", "containerPort": ports["model_service"], "protocol": "TCP"},
+            {"name": "metrics", "containerPort": ports["model_service_metrics"], "protocol": "TCP"},
+        ]
+
+
 def test_services_select_both_variants(default_docs: list[Doc], contract: dict[str, Any]) -> None:
     label = contract["labels"]["variant"]
     for component in ("app", "model-service"):
@@ -313,6 +331,8 @@ def test_services_select_both_variants(default_docs: list[Doc], contract: dict[s
         assert label not in svc["spec"]["selector"]
         assert svc["spec"]["ports"][0]["name"] == "http"
         assert svc["spec"]["ports"][0]["appProtocol"] == "http"
+        names = [p["name"] for p in svc["spec"]["ports"]]
+        assert names == (["http", "metrics"] if component == "model-service" else ["http"])
         for variant in contract["variants"]:
             pods = one(default_docs, "Deployment", f"canarylab-{component}-{variant}")["spec"]["template"]
             assert svc["spec"]["selector"].items() <= pods["metadata"]["labels"].items()
@@ -325,8 +345,14 @@ def test_a_service_monitor_for_each(default_docs: list[Doc], contract: dict[str,
         assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
         assert sm["spec"]["namespaceSelector"] == {"matchNames": ["canarylab"]}
         (endpoint,) = sm["spec"]["endpoints"]
-        assert endpoint["port"] == svc["spec"]["ports"][0]["name"]
+        # The model-service on its metrics listener (outside the request pool), the app on its port.
+        expected = "metrics" if component == "model-service" else "http"
+        assert endpoint["port"] == expected
+        (svc_port,) = [p for p in svc["spec"]["ports"] if p["name"] == expected]
         assert endpoint["path"] == contract["paths"]["metrics"]
+        if component == "model-service":
+            assert svc_port["port"] == contract["ports"]["model_service_metrics"]
+            assert svc_port["targetPort"] == "metrics"
 
 
 def test_custom_monitoring_labels(custom_docs: list[Doc]) -> None:

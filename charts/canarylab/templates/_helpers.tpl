@@ -102,6 +102,15 @@ Container port of a component, from the contract.
 {{- end }}
 
 {{/*
+Port of the model-service's metrics listener (its own thread, outside the request
+pool), from the contract. Container, Service and ServiceMonitor call it "metrics".
+*/}}
+{{- define "canarylab.metricsPort" -}}
+{{- $c := include "canarylab.contract" .root | fromYaml -}}
+{{- $c.ports.model_service_metrics }}
+{{- end }}
+
+{{/*
 Per-variant values of a variant, failing clearly when a contract variant has none.
 */}}
 {{- define "canarylab.variantValues" -}}
