@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from canarylab.procs import ProcessGroup, free_port
+from canarylab.procs import ProcessGroup, console_script, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,20 +33,12 @@ def procs() -> Iterator[ProcessGroup]:
         yield group
 
 
-def bin_path(name: str) -> str:
-    """A console script of this virtual environment (model-service, sentiment-app, canarylab)."""
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed: run `make setup`")
-    return found
-
-
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model artifact, trained once per session from the shipped dataset."""
     out = tmp_path_factory.mktemp("model")
-    subprocess.run([bin_path("model-service"), "train", "--out", str(out)], check=True, capture_output=True)
+    train = [console_script("model-service"), "train", "--out", str(out)]
+    subprocess.run(train, check=True, capture_output=True)
     return out
 
 

@@ -50,7 +50,7 @@ from canarylab.experiment.prometheus import (
     rules_file_ok,
     start_prometheus,
 )
-from canarylab.procs import ManagedProcess, ProcessGroup, free_port, wait_http_ok
+from canarylab.procs import ManagedProcess, ProcessGroup, console_script, free_port, wait_http_ok
 
 #: Default APP_THREADS of the local target: enough that requests queue in the
 #: model-service (the thing under test), not in the app in front of it.
@@ -141,19 +141,6 @@ def pick_port(preferred: int, taken: set[int]) -> int:
     return port
 
 
-def _tool(name: str) -> str:
-    """A console script next to this Python (the venv), else on PATH."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.exists():
-        return str(candidate)
-    import shutil  # noqa: PLC0415
-
-    found = shutil.which(name)
-    if not found:
-        raise CanarylabError(f"{name} is not installed", "run `make setup-minimal`")
-    return found
-
-
 def _dist_version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -173,7 +160,7 @@ def ensure_model(cache_root: Path) -> Path:
         if not (out / "model.json").exists():
             tmp = cache_root / f".{key}.{os.getpid()}"
             run = subprocess.run(
-                [_tool("model-service"), "train", "--out", str(tmp)],
+                [console_script("model-service"), "train", "--out", str(tmp)],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -305,10 +292,10 @@ class LocalTarget:
         if name.startswith("model-service-"):
             v = self.variants[name.removeprefix("model-service-")]
             env = self._model_service_env(v, self.ports[name], self.ports[metrics_key(v.name)], model_dir)
-            return self._start(name, [_tool("model-service"), "serve"], env, name)
+            return self._start(name, [console_script("model-service"), "serve"], env, name)
         v = self.variants[name.removeprefix("app-")]
         env = self._app_env(v, self.ports[name], self.ports[f"model-service-{v.name}"])
-        return self._start(name, [_tool("sentiment-app")], env, name)
+        return self._start(name, [console_script("sentiment-app")], env, name)
 
     def _await(self, name: str, path: str) -> None:
         """Wait until ``name`` answers ``path`` on its port and it is really *our* process listening."""

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import canarylab_contract as contract
@@ -59,11 +57,3 @@ class FakeModelService:
             [("Content-Type", self.content_type), (contract.VARIANT_HEADER, self.variant)],
         )
         return [body]
-
-
-def console_script(name: str) -> str:
-    """A console script of the running virtual environment (like the suite's ``bin_path``)."""
-    found = Path(sys.executable).parent / name
-    if not found.exists():
-        raise AssertionError(f"{name} is not installed in {found.parent}: run `make setup`")
-    return str(found)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from app_fakes import FakeModelService, console_script
+from app_fakes import FakeModelService
 
 import canarylab_contract as contract
-from canarylab.procs import ManagedProcess, ProcessGroup, free_port, wait_http_ok
+from canarylab.procs import ManagedProcess, ProcessGroup, console_script, free_port, wait_http_ok
 
 pytestmark = pytest.mark.integration
 StartApp = Callable[..., tuple[ManagedProcess, str]]

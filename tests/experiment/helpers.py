@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
-import sys
 from pathlib import Path
-
-import pytest
 
 from canarylab.experiment.plots import DPI, FIGSIZE
 
@@ -22,12 +18,3 @@ def png_size(path: Path) -> tuple[int, int]:
     assert head[12:16] == b"IHDR"
     width, height = struct.unpack(">II", head[16:24])
     return int(width), int(height)
-
-
-def console_script(name: str) -> str:
-    """A console script of this virtual environment (canarylab), else from PATH."""
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed: run `make setup`")
-    return found

@@ -25,9 +25,9 @@ from canarylab.experiment import VERDICT_EXIT_CODES, engine
 from canarylab.experiment import results as res
 from canarylab.experiment.local import LocalTarget, VariantConfig
 from canarylab.experiment.spec import load_spec
-from canarylab.procs import port_in_use
+from canarylab.procs import console_script, port_in_use
 
-from .helpers import PNG_SIZE, console_script, png_size
+from .helpers import PNG_SIZE, png_size
 
 pytestmark = pytest.mark.experiment
 

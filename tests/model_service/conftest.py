@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from model_service_support import StartServer, console_script
+from model_service_support import StartServer
 
 import canarylab_contract as contract
-from canarylab.procs import ManagedProcess, ProcessGroup, free_port, wait_http_ok
+from canarylab.procs import ManagedProcess, ProcessGroup, console_script, free_port, wait_http_ok
 from model_service.api import ServiceState, create_app
 from model_service.metrics import ServiceMetrics
 from model_service.model import SentimentModel

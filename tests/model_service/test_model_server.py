@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from model_service_support import StartServer, console_script
+from model_service_support import StartServer
 from prometheus_client.parser import text_string_to_metric_families
 
 import canarylab_contract as contract
-from canarylab.procs import free_port, port_in_use
+from canarylab.procs import console_script, free_port, port_in_use
 from model_service.api import MAX_BODY_BYTES, MAX_REVIEW_CHARS
 
 pytestmark = pytest.mark.integration
