@@ -60,8 +60,35 @@ go_install() {  # name module version
   echo "$version" >"$stampfile"
 }
 go_install bombardier github.com/codesenberg/bombardier "$(pin bombardier_version)"
+# The lab's pinned containerd, built only to check that it reads the config our
+# containerd role writes (tests/test_containerd_config.py); the lab installs the
+# checksummed release.  Its module has replace directives, so `go install
+# module@version` refuses it: build it from a scratch module instead.
+build_containerd() {
+  local version bin
+  version="$(pin containerd_version)"
+  bin="$gobin/containerd-$version"
+  [ -x "$bin" ] && return
+  command -v go >/dev/null || { echo "go is not installed: containerd $version cannot be built" >&2; return 1; }
+  say "go build containerd v$version (for the containerd config test)"
+  local scratch
+  scratch="$(mktemp -d)"
+  (
+    cd "$scratch"
+    go mod init canarylab.invalid/containerd-build >/dev/null 2>&1
+    printf 'package main\n\nimport _ "github.com/containerd/containerd/v2/cmd/containerd"\n' >tools.go
+    go get "github.com/containerd/containerd/v2@v$version" >/dev/null 2>&1
+    go mod tidy >/dev/null 2>&1
+    CGO_ENABLED=0 go build -tags "no_btrfs no_devmapper no_zfs" -o "$bin.tmp" \
+      github.com/containerd/containerd/v2/cmd/containerd
+  )
+  rm -rf "$scratch"
+  mv "$bin.tmp" "$bin"
+}
+
 if [ "$minimal" -eq 0 ]; then
   go_install helm helm.sh/helm/v3/cmd/helm "$(pin helm_version)"
+  build_containerd
   scripts/build-base-image.sh
 fi
 say "set-up done"
