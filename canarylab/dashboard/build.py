@@ -32,6 +32,7 @@ from canarylab.dashboard.panels import (
     row,
     tag_annotations,
 )
+from canarylab.style import VARIANT_COLORS
 
 UID = "canarylab-latency"
 TITLE = "canarylab: stable vs canary"
@@ -45,7 +46,6 @@ INTERVAL_DEFAULT = "1m"
 #: The response-time quantiles of the seed's graph.
 SEED_QUANTILES = (0.5, 0.9, 0.95)
 #: One colour per variant on every panel.
-VARIANT_COLORS = {c.STABLE: "blue", c.CANARY: "orange"}
 
 SELECTOR = f'{rules.NAMESPACE_LABEL}=~"${NAMESPACE_VAR}"'
 WINDOW = f"${INTERVAL_VAR}"

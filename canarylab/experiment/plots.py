@@ -25,13 +25,13 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from canarylab import queries as q
 from canarylab.experiment.collect import RepetitionCollection
 from canarylab.experiment.stats import Histogram
+from canarylab.style import plot_color
 
 #: Figure size (inches) and resolution: every PNG is 1200 x 500 pixels.
 FIGSIZE = (12.0, 5.0)
 DPI = 100
 PLOTTED = (0.5, 0.9, 0.95)
 COLORS = {0.5: "#2b83ba", 0.9: "#fdae61", 0.95: "#d7191c", 0.99: "#7b3294"}
-VARIANT_COLORS = ("#1b9e77", "#d95f02", "#7570b3")
 
 
 def _series(
@@ -130,9 +130,10 @@ def plot_distribution(
             finite_lo = min(finite_lo, 0.001 if nz[0] == 0 else h.bounds[nz[0] - 1])
             top = h.bounds[nz[-1]] if not math.isinf(h.bounds[nz[-1]]) else h.bounds[nz[-1] - 1]
             finite_hi = max(finite_hi, top)
-    for i, (ax, v) in enumerate(zip(axes[:, 0], variants, strict=False)):
+    finite_hi = max([finite_hi, *(m / 1000.0 for m in client_max_ms.values() if m)])
+    for ax, v in zip(axes[:, 0], variants, strict=False):
         h = hists[v]
-        color = VARIANT_COLORS[i % len(VARIANT_COLORS)]
+        color = plot_color(v)
         total = h.total
         if total <= 0:
             ax.text(0.5, 0.5, f"{v}: no data", transform=ax.transAxes, ha="center", color="#999999")
