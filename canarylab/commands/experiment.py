@@ -112,12 +112,20 @@ def _tail(path: Path, printer: _ProgressPrinter, stop: threading.Event) -> None:
         printer.on_event(event)
 
 
+_TASK_DONE = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
+
+
 def _ansible_printer(console: Console) -> Any:
+    """One line per task that ran (skipped ones, e.g. the lab's preflight on the local target, stay quiet)."""
+
     def on_event(event: Mapping[str, Any]) -> None:
-        if event.get("event") == "playbook_on_task_start":
-            task = (event.get("event_data") or {}).get("task", "")
-            if task:
-                console.print(f"  ansible: {task}", style="dim", highlight=False, markup=False)
+        outcome = _TASK_DONE.get(str(event.get("event")))
+        data = event.get("event_data") or {}
+        task = data.get("task", "")
+        if outcome and task:
+            if outcome == "ok" and (data.get("res") or {}).get("changed"):
+                outcome = "changed"
+            console.print(f"  ansible: {task} ({outcome})", style="dim", highlight=False, markup=False)
 
     return on_event
 
