@@ -5,13 +5,14 @@ collections, and returns plain data.  The random generator is seeded from the
 spec, so the same data always gives the same summary.
 
 Uncertainty (see docs/experiment.md):
-- always, *within the run*: bootstrap of the request-level distribution that
-  the app's fine-bucket response-time histogram gives (bucket increases over
-  the repetition windows, pooled);
-- with 3 or more repetitions, *across repetitions*: paired bootstrap of the
-  per-repetition client-side statistics (exact, from bombardier), plus each
-  statistic's spread.  This one then decides, because it also captures the
-  run-to-run variation that a single run cannot show.
+- always, *within the run*: paired block bootstrap over time of the app's
+  fine-bucket response-time histogram (blocks on a time grid shared by both
+  variants), and for comparison the bootstrap of the pooled request-level
+  distribution;
+- with 3 or more repetitions, *across repetitions*: paired t-interval on the
+  log ratios of the per-repetition client-side statistics (exact, from
+  bombardier), plus each statistic's spread.  This one then decides, because
+  it also captures the run-to-run variation that a single run cannot show.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from canarylab.experiment.stats import (
     Histogram,
     block_bootstrap,
     bootstrap_histograms,
-    bootstrap_repetitions,
+    paired_t_repetitions,
     spread,
 )
 from canarylab.experiment.verdict import SeedResult, VariantHealth, decide
@@ -58,15 +59,28 @@ def _finite(x: float | None) -> float | None:
 def paired_blocks(
     reps: Sequence[RepetitionCollection], base: str, cand: str
 ) -> tuple[list[Histogram], list[Histogram]]:
-    """The time blocks of every repetition, paired: block i of both variants covers the same seconds."""
+    """The time blocks of every repetition, paired: block i of both variants covers the same seconds.
+
+    The collection builds them on a time grid shared by the variants
+    (:func:`~canarylab.experiment.collect.blocks_on_shared_grid`), so both have
+    the same number.  A repetition where the numbers differ (data collected
+    before the shared grid) cannot be paired by index and is left out
+    (:func:`unpaired_repetitions` names it); pairing a truncated list would
+    compare different seconds.
+    """
     out_b: list[Histogram] = []
     out_c: list[Histogram] = []
     for r in reps:
         b, c_ = r.blocks.get(base, []), r.blocks.get(cand, [])
-        n = min(len(b), len(c_))
-        out_b.extend(b[:n])
-        out_c.extend(c_[:n])
+        if len(b) == len(c_):
+            out_b.extend(b)
+            out_c.extend(c_)
     return out_b, out_c
+
+
+def unpaired_repetitions(reps: Sequence[RepetitionCollection], base: str, cand: str) -> list[int]:
+    """Repetitions whose variants have different numbers of time blocks (left out of the block bootstrap)."""
+    return [r.repetition for r in reps if len(r.blocks.get(base, [])) != len(r.blocks.get(cand, []))]
 
 
 def pooled_histogram(reps: Sequence[RepetitionCollection], name: str, variant: str) -> Histogram | None:
@@ -224,12 +238,14 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
     cb, cc = client.get(base, []), client.get(cand, [])
     if len(cb) >= MIN_REPETITIONS_ACROSS and len(cb) == len(cc):
         for s in STAT_NAMES:
-            across[s] = bootstrap_repetitions(
-                [r.stats()[s] for r in cb], [r.stats()[s] for r in cc], s, rng, n_boot=N_BOOT, confidence=conf
+            across[s] = paired_t_repetitions(
+                [r.stats()[s] for r in cb], [r.stats()[s] for r in cc], s, confidence=conf
             )
     deciding = across or within
     if across:
-        decided_by = f"across repetitions ({len(cb)}): paired bootstrap of the client-side statistics"
+        decided_by = (
+            f"across repetitions ({len(cb)}): paired t-interval on the log ratios of client-side statistics"
+        )
     elif within is not request_level:
         decided_by = "within the run: paired block bootstrap over time of the app's fine-bucket histogram"
     else:
@@ -276,6 +292,12 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
                     f"repetition {r.repetition}: {job} answered {share:.0%} of scrapes; its server-side "
                     "statistics may miss part of the window (a scrape failed or timed out)"
                 )
+        warnings.extend(f"repetition {r.repetition}: {w}" for w in r.warnings)
+    for rep in unpaired_repetitions(reps, base, cand):
+        warnings.append(
+            f"repetition {rep}: the variants' time blocks differ in number, so they cannot be paired; "
+            "the repetition was left out of the block bootstrap"
+        )
     for v in variants:
         if healths[v].errors and healths[v].error_ratio <= spec.criteria.max_error_ratio:
             warnings.append(f"{v}: {healths[v].errors} errors, within the budget")

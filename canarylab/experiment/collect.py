@@ -11,7 +11,10 @@ templates).  For each repetition window [start, end]:
   request rate, exact processing max, queue depth and in-flight requests, for
   the plots;
 - the cumulative bucket counters at ``start`` and at ``end``: their difference
-  is the request-level latency distribution of the window.
+  is the request-level latency distribution of the window;
+- the same counters on a time grid (one step per block): the time blocks of
+  the block bootstrap, differenced between timestamps where every variant has
+  data, so block i covers the same seconds in both variants.
 """
 
 from __future__ import annotations
@@ -96,26 +99,51 @@ def block_plan(start: float, end: float, min_block: float) -> tuple[int, float]:
     return count, (span / count if span > 0 else target)
 
 
-def histograms_over_time(series: list[Series], label: str = c.LABEL_VARIANT) -> dict[str, list[Histogram]]:
-    """Per-variant histograms of each interval between consecutive samples of cumulative bucket counters."""
+def blocks_on_shared_grid(
+    series: list[Series], label: str = c.LABEL_VARIANT
+) -> tuple[list[float], dict[str, list[Histogram]]]:
+    """Per-variant histograms of consecutive time blocks on a time grid shared by every variant.
+
+    ``series`` is a range query of cumulative bucket counters (one series per
+    ``le`` and variant, evaluated at the same timestamps).  A failed scrape
+    makes a variant's series stale, so the range query has no point for it
+    there; such a timestamp is dropped for *every* variant, and the counters
+    are differenced between the remaining shared timestamps.  Block i therefore
+    covers the same seconds in every variant (a block spanning a gap is
+    longer, in all of them).  A variant has a point at a timestamp only when
+    every one of its buckets has a finite value there.  Returns the shared
+    timestamps (block i is [grid[i], grid[i+1]]) and the blocks.
+    """
     table: dict[str, dict[float, dict[float, float]]] = {}  # variant -> time -> le -> count
+    les: dict[str, set[float]] = {}
     for s in series:
         le = s.labels.get("le")
         if le is None:
             continue
-        per_time = table.setdefault(s.labels.get(label, ""), {})
+        variant = s.labels.get(label, "")
+        per_time = table.setdefault(variant, {})
+        les.setdefault(variant, set()).add(float(le))
         for t, v in s.points:
-            per_time.setdefault(t, {})[float(le)] = v
+            if math.isfinite(v):
+                per_time.setdefault(t, {})[float(le)] = v
+    complete = [
+        {t for t, snap in per_time.items() if len(snap) == len(les[v])} for v, per_time in table.items()
+    ]
+    grid = sorted(set.intersection(*complete)) if complete else []
     out: dict[str, list[Histogram]] = {}
     for variant, per_time in table.items():
-        times = sorted(per_time)
         blocks: list[Histogram] = []
-        for t0, t1 in itertools.pairwise(times):
+        for t0, t1 in itertools.pairwise(grid):
             before, after = per_time[t0], per_time[t1]
             diff = {le: max(0.0, n - before.get(le, 0.0)) for le, n in after.items()}
             blocks.append(Histogram.from_cumulative(diff))
         out[variant] = blocks
-    return out
+    return grid, out
+
+
+def histograms_over_time(series: list[Series], label: str = c.LABEL_VARIANT) -> dict[str, list[Histogram]]:
+    """Per-variant histograms of consecutive time blocks, on the grid of :func:`blocks_on_shared_grid`."""
+    return blocks_on_shared_grid(series, label)[1]
 
 
 def _sparse(h: Histogram) -> dict[str, list[Any]]:
@@ -147,16 +175,21 @@ class RepetitionCollection:
     #: the app's response-time histogram per consecutive time block: {variant: [Histogram, ...]}
     blocks: dict[str, list[Histogram]] = field(default_factory=dict)
     block_seconds: float = 0.0
+    #: the shared time grid of the blocks: block i covers [block_edges[i], block_edges[i+1]] in every variant
+    block_edges: list[float] = field(default_factory=list)
     #: job -> share of successful scrapes
     scrape_success: dict[str, float] = field(default_factory=dict)
     #: variant -> restart evidence found in Prometheus
     restarts: dict[str, list[str]] = field(default_factory=dict)
     queries: dict[str, str] = field(default_factory=dict)
+    #: validity warnings found while collecting (a wait for Prometheus timed out, scrapes missing)
+    warnings: list[str] = field(default_factory=list)
 
     def _blocks_dict(self) -> dict[str, Any]:
         firsts = [hs[0] for hs in self.blocks.values() if hs]
         return {
             "seconds": self.block_seconds,
+            "edges": self.block_edges,
             "bounds": [_num(b) for b in firsts[0].bounds] if firsts else [],
             "variants": {v: [_sparse(h) for h in hs] for v, hs in self.blocks.items()},
         }
@@ -181,6 +214,7 @@ class RepetitionCollection:
             "scrape_success": self.scrape_success,
             "restarts": self.restarts,
             "queries": self.queries,
+            "warnings": self.warnings,
         }
 
     @classmethod
@@ -215,9 +249,11 @@ class RepetitionCollection:
                 for v, hs in ((data.get("blocks") or {}).get("variants") or {}).items()
             },
             block_seconds=float((data.get("blocks") or {}).get("seconds") or 0.0),
+            block_edges=[float(t) for t in (data.get("blocks") or {}).get("edges") or []],
             scrape_success={k: float(v) for k, v in (data.get("scrape_success") or {}).items()},
             restarts={k: list(v) for k, v in (data.get("restarts") or {}).items()},
             queries=dict(data.get("queries") or {}),
+            warnings=[str(w) for w in data.get("warnings") or []],
         )
 
 
@@ -238,9 +274,16 @@ def collect_repetition(
     *,
     min_block: float = 1.0,
 ) -> RepetitionCollection:
-    """Query everything about [start, end]; ``end`` must be at least one scrape after the load ended."""
+    """Query everything about [start, end]; ``end`` must be at least one scrape after the load ended.
+
+    Warnings the client gathered since the last collection (a timed-out
+    :func:`~canarylab.experiment.prometheus.wait_scraped_after` before this
+    window ended) are moved into the collection's ``warnings``.
+    """
     window = window_range(start, end)
     out = RepetitionCollection(repetition=repetition, start=start, end=end, window=window)
+    out.warnings.extend(client.warnings)
+    client.warnings.clear()
     for query in WINDOW_QUERIES:
         expr = query.render(window, selector)
         out.queries[f"window:{query.key}"] = expr
@@ -264,8 +307,15 @@ def collect_repetition(
     n_blocks, block = block_plan(start, end, min_block)
     expr = q.APP_RESPONSE_BUCKETS.render(window, selector)
     series = client.query_range(expr, start, start + n_blocks * block, block, key=f"rep{repetition}:blocks")
-    out.blocks = histograms_over_time(series)
+    out.block_edges, out.blocks = blocks_on_shared_grid(series)
     out.block_seconds = block
+    evaluated = {t for s in series for t, _ in s.points}
+    if len(evaluated) > len(out.block_edges):
+        out.warnings.append(
+            f"{len(evaluated) - len(out.block_edges)} of {len(evaluated)} time-grid points had no data for a "
+            "variant (a failed scrape); they were dropped for every variant, so the time blocks around them "
+            "are longer and still cover the same seconds in both"
+        )
     scrape = q.SCRAPE_SUCCESS.render(window, selector)
     out.queries["window:scrape_success"] = scrape
     out.scrape_success = by_label(client.query(scrape, at=end, key=f"rep{repetition}:scrape_success"), "job")

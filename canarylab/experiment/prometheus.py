@@ -158,6 +158,8 @@ class PrometheusClient:
         self.session = session or requests.Session()
         #: every query and its raw JSON answer, for the results directory
         self.log: list[dict[str, Any]] = []
+        #: validity warnings not yet recorded in a collection (:func:`wait_scraped_after` timeouts)
+        self.warnings: list[str] = []
 
     def _get(self, path: str, params: Mapping[str, str | float]) -> Any:
         try:
@@ -236,25 +238,44 @@ class PrometheusClient:
         raise CanarylabError(f"Prometheus targets not up after {timeout:.0f}s: {down}")
 
 
+def scraped_after_query(matchers: str, after: float) -> str:
+    """PromQL that returns a sample only when every target matching ``matchers`` has, as its latest
+    scrape, a *successful* one (``up == 1``) that started after ``after``.
+
+    ``timestamp(up)`` alone advances on failed scrapes too (``up`` is written
+    as 0 and the target's other series go stale), so it is not enough.
+    """
+    sel = f"up{{{matchers}}}"
+    return f"count({sel} == 1 and timestamp({sel}) > {after:.3f}) == count({sel})"
+
+
 def wait_scraped_after(
     client: PrometheusClient, matchers: str, after: float, timeout: float, poll: float = 0.1
 ) -> float:
-    """Wait until every target matching ``matchers`` has a scrape that *started* after ``after``.
+    """Wait until every target matching ``matchers`` has a successful scrape that *started* after ``after``.
 
     Samples carry their scrape's start time, so such a scrape holds everything
-    that completed before ``after``.  Returns the time it was seen; gives up
-    quietly after ``timeout``.
+    that completed before ``after``; the latest scrape must have succeeded, else
+    the target's series are stale at the returned time.  Returns the time it was
+    seen.  After ``timeout`` it returns anyway and adds a validity warning to
+    ``client.warnings`` (the next collection records it in the results).
     """
-    expr = f"min(timestamp(up{{{matchers}}}))"
+    expr = scraped_after_query(matchers, after)
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             samples = client.query(expr)
         except PrometheusError:
             samples = []
-        if samples and samples[0].value > after:
+        if samples and samples[0].value > 0:
             return time.time()
         time.sleep(poll)
+    stamp = time.strftime("%H:%M:%S", time.gmtime(after))
+    client.warnings.append(
+        f"Prometheus had no successful scrape (up == 1) of every target ({matchers}) started after "
+        f"{stamp} UTC within {timeout:g} s; the window ends without it, so the server-side statistics "
+        "may miss the last requests"
+    )
     return time.time()
 
 

@@ -8,8 +8,10 @@
 - :func:`bootstrap_histograms`: resample both variants' request-level
   distributions (multinomial over the buckets) and return the bootstrap
   distribution of the relative change of a statistic.
-- :func:`bootstrap_repetitions`: with 3 or more repetitions, resample whole
-  repetitions (paired: both variants ran at the same time) instead.
+- :func:`block_bootstrap`: the paired block bootstrap over time (within a run).
+- :func:`paired_t_repetitions`: with 3 or more repetitions, a paired t-interval
+  on the per-repetition log ratios (both variants ran at the same time);
+  :func:`t_quantile` gives Student's t quantiles without scipy.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -369,34 +372,99 @@ def block_bootstrap(
     )
 
 
-def bootstrap_repetitions(
+def _t_abs_cdf(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with integer ``df`` >= 1: the closed form of
+    Abramowitz & Stegun 26.7.3-4 (a finite series in cos(theta), theta = atan(t / sqrt(df)))."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2 == 1:  # 2/pi (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...)), df - 2 powers
+        term, total = 1.0, 0.0
+        for k in range(1, (df - 1) // 2 + 1):
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        return 2.0 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+    term, total = 1.0, 0.0  # sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...), df/2 terms
+    for k in range(1, df // 2 + 1):
+        total += term
+        term *= c2 * (2 * k - 1) / (2 * k)
+    return math.sin(theta) * total
+
+
+@lru_cache(maxsize=256)
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t distribution with integer ``df`` >= 1 (0.5 <= p < 1).
+
+    Bisection on the exact CDF (:func:`_t_abs_cdf`) to 1e-12; e.g.
+    ``t_quantile(0.975, 4)`` = 2.776445.
+    """
+    if df < 1 or not 0.5 <= p < 1:
+        raise ValueError(f"need df >= 1 and 0.5 <= p < 1, got df={df}, p={p}")
+    target = 2.0 * p - 1.0  # P(|T| <= t)
+    lo, hi = 0.0, 1.0
+    while _t_abs_cdf(hi, df) < target:
+        lo, hi = hi, hi * 2.0
+    while hi - lo > 1e-12 * max(1.0, hi):
+        mid = (lo + hi) / 2.0
+        if _t_abs_cdf(mid, df) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
+
+
+def paired_t_repetitions(
     baseline: Sequence[float],
     candidate: Sequence[float],
     stat: str,
-    rng: np.random.Generator,
     *,
-    n_boot: int = 2000,
     confidence: float = 0.95,
 ) -> ChangeEstimate:
-    """Across-repetition uncertainty: resample repetitions (paired), ratio of the means."""
+    """Across-repetition uncertainty: a paired t-interval on the log ratios.
+
+    With d_i = log(c_i / b_i), the statistic of candidate and baseline in
+    repetition i (both variants ran at the same time, so a repetition is a
+    pair), the interval is exp(mean(d) +- t_{1-alpha/2, n-1} sd(d) / sqrt(n)) - 1
+    and the point estimate exp(mean(d)) - 1: the change of the geometric means
+    (``baseline`` and ``candidate`` are the geometric means of the repetitions'
+    values).  A percentile bootstrap over 3-5 values is about their range and
+    far too narrow; the t quantile accounts for estimating the spread from so
+    few repetitions.  Fewer than 2 repetitions, or a value that is not finite
+    and positive, gives NaN (the verdict turns a missing interval into INVALID).
+    """
     b = np.asarray(baseline, dtype=float)
     cnd = np.asarray(candidate, dtype=float)
     if b.shape != cnd.shape or b.size == 0:
         raise ValueError("need the same, non-zero number of repetitions for both variants")
-    idx = rng.integers(0, b.size, size=(n_boot, b.size))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = cnd[idx].mean(axis=1) / b[idx].mean(axis=1) - 1.0
-    lo, hi = _interval(ratios, confidence)
+    n = int(b.size)
+    method = f"paired t-interval on the log ratios across {n} repetitions (geometric mean of the ratios)"
+    usable = bool(np.all(np.isfinite(b) & np.isfinite(cnd) & (b > 0) & (cnd > 0)))
+    if not usable or n < 2:
+        why = "a repetition's value is missing or not positive" if not usable else "needs 2+ repetitions"
+        return ChangeEstimate(
+            statistic=stat,
+            baseline=math.nan,
+            candidate=math.nan,
+            change=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            confidence=confidence,
+            method=f"{method}: {why}",
+            n_boot=0,
+        )
+    d = np.log(cnd) - np.log(b)
+    mean = float(d.mean())
+    t = t_quantile(1.0 - (1.0 - confidence) / 2.0, n - 1)
+    half = t * float(d.std(ddof=1)) / math.sqrt(n)
     return ChangeEstimate(
         statistic=stat,
-        baseline=float(b.mean()),
-        candidate=float(cnd.mean()),
-        change=relative_change(float(b.mean()), float(cnd.mean())),
-        ci_low=lo,
-        ci_high=hi,
+        baseline=float(np.exp(np.log(b).mean())),
+        candidate=float(np.exp(np.log(cnd).mean())),
+        change=math.expm1(mean),
+        ci_low=math.expm1(mean - half),
+        ci_high=math.expm1(mean + half),
         confidence=confidence,
-        method=f"paired bootstrap across {b.size} repetitions ({n_boot} resamples) of the mean",
-        n_boot=n_boot,
+        method=f"{method}, t({n - 1}) = {t:.3f}",
+        n_boot=0,
     )
 
 
