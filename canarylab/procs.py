@@ -144,21 +144,69 @@ def wait_http_ok(
     raise CanarylabError(f"{name} was not ready at {url} after {timeout:.0f}s ({last})")
 
 
+#: How long stopping waits after SIGTERM (one deadline shared by every process) before SIGKILL.
+STOP_TIMEOUT = 5.0
+#: How long to wait for SIGKILLed processes to be reaped.
+KILL_WAIT = 5.0
+
+
 @dataclass
 class ProcessGroup:
-    """Starts processes and stops all of them on exit, on error, on Ctrl-C and on SIGTERM."""
+    """Starts processes and stops all of them on exit, on error, on Ctrl-C and on SIGTERM.
+
+    Stopping (``__exit__`` / :meth:`stop_all`) cannot be interrupted: SIGTERM and
+    SIGINT are held off while it runs (a second Ctrl-C or SIGTERM must not leave
+    children behind); every process gets SIGTERM at once, then they share one
+    deadline (``stop_timeout``), then whatever is left gets SIGKILL.
+    """
 
     processes: list[ManagedProcess] = field(default_factory=list)
+    stop_timeout: float = STOP_TIMEOUT
     _old_handlers: dict[int, object] = field(default_factory=dict)
+    #: signals that arrived while stopping (held off, see stop_all)
+    held_signals: list[int] = field(default_factory=list)
 
     def start(self, name: str, argv: Sequence[str], log_path: Path, **kw: object) -> ManagedProcess:
         proc = start(name, argv, log_path, **kw)  # type: ignore[arg-type]
         self.processes.append(proc)
         return proc
 
-    def stop_all(self) -> None:
-        for proc in reversed(self.processes):
-            proc.stop()
+    @contextlib.contextmanager
+    def _signals_held(self) -> Iterator[None]:
+        """SIGTERM and SIGINT are recorded in ``held_signals`` instead of interrupting; restored after."""
+
+        def hold(signum: int, _frame: object) -> None:
+            self.held_signals.append(signum)
+
+        old: dict[int, object] = {}
+        for sig in (int(signal.SIGTERM), int(signal.SIGINT)):
+            with contextlib.suppress(ValueError):  # only the main thread may set handlers
+                old[sig] = signal.signal(sig, hold)
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                with contextlib.suppress(ValueError, TypeError):
+                    signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def stop_all(self, timeout: float | None = None) -> None:
+        """SIGTERM to every running process, one shared deadline, then SIGKILL; not interruptible."""
+        with self._signals_held():
+            running = [p for p in reversed(self.processes) if p.running()]
+            for proc in running:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + (self.stop_timeout if timeout is None else timeout)
+            for proc in running:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(max(0.0, deadline - time.monotonic()))
+            left = [p for p in running if p.popen.poll() is None]
+            for proc in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            for proc in left:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(KILL_WAIT)
 
     def _on_sigterm(self, signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -174,10 +222,15 @@ class ProcessGroup:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        held = len(self.held_signals)
         self.stop_all()
         for signum, handler in self._old_handlers.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(signum, handler)  # type: ignore[arg-type]
+        self._old_handlers.clear()
+        if exc_type is None and len(self.held_signals) > held:
+            # a stop was asked for while cleaning up after a normal exit: honour it now
+            raise KeyboardInterrupt(f"signal {self.held_signals[-1]} during clean-up")
 
 
 @contextlib.contextmanager

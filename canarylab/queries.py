@@ -68,6 +68,17 @@ PROCESSING_MAX = Query(
     legend=f"{{{{{V}}}}} max",
     unit="s",
 )
+#: The time of each sample of the processing-max gauge: each is a successful scrape of the
+#: model-service (a failed scrape leaves none), so the gaps between them show whether
+#: ``max_over_time`` of the gauge saw every request (a gap longer than the gauge's window
+#: can hide a maximum).
+PROCESSING_MAX_SAMPLE_TIMES = Query(
+    key="processing_max_sample_times",
+    title="Scrapes of the maximum processing time",
+    template=f"timestamp({c.MODEL_PROCESSING_WINDOW_MAX_SECONDS}{{<sel>}})",
+    legend=f"{{{{{V}}}}} scraped",
+    unit="dateTimeAsIso",
+)
 REQUEST_RATE = Query(
     key="request_rate",
     title="Request rate",

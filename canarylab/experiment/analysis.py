@@ -106,6 +106,25 @@ def _client_summary(results: Sequence[LoadResult]) -> dict[str, Any]:
     return out
 
 
+def processing_max_gap(r: RepetitionCollection, variant: str, variants: Sequence[str]) -> float | None:
+    """The gap (s) that makes ``variant``'s processing maximum in ``r`` inexact, or None.
+
+    The gauge is the maximum of the last PROCESSING_MAX_WINDOW_SECONDS; when the
+    model-service missed scrapes (scrape success below 1: its own job, or the shared
+    model-service job of the lab) and its gauge went unsampled for longer than that
+    window, a maximum in the gap was never seen.
+    """
+    jobs = [
+        share
+        for job, share in r.scrape_success.items()
+        if "model-service" in job and (variant in job or not any(v in job for v in variants))
+    ]
+    gap = r.processing_gap(variant)
+    if gap is None or gap <= c.PROCESSING_MAX_WINDOW_SECONDS:
+        return None
+    return gap if not jobs or min(jobs) < 1.0 else None
+
+
 def _health(
     spec: ExperimentSpec, variant: str, results: Sequence[LoadResult], restarts: list[str]
 ) -> VariantHealth:
@@ -148,6 +167,7 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
         proc_hist = pooled_histogram(reps, "processing", v)
         proc_max = [r.window_values.get(q.PROCESSING_MAX.key, {}).get(v, math.nan) for r in reps]
         proc_max_f = [x for x in proc_max if math.isfinite(x)]
+        proc_gaps = [g for g in (processing_max_gap(r, v, variants) for r in reps) if g is not None]
         spec_v = spec.variant(v)
         entry: dict[str, Any] = {
             "threads": spec_v.threads,
@@ -188,7 +208,8 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
                     else {}
                 ),
                 "max_ms": _ms(max(proc_max_f)) if proc_max_f else None,
-                "max_exact": True,
+                "max_exact": not proc_gaps,
+                "scrape_gap_s": round(max(proc_gaps), 3) if proc_gaps else None,
                 "max_source": c.MODEL_PROCESSING_WINDOW_MAX_SECONDS,
             },
             "repetitions": [
@@ -254,6 +275,7 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
     # --- the seed's criterion ---------------------------------------------------------------------
     seed_spec = spec.criteria.seed
     proc = {v: out_variants[v]["processing"]["max_ms"] for v in variants}
+    proc_exact = {v: bool(out_variants[v]["processing"]["max_exact"]) for v in variants}
     cli = {v: out_variants[v]["max_ms"] for v in variants}
     source = seed_spec.source
     chosen = proc if source == "processing" else cli
@@ -265,6 +287,7 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
         candidate_max=(chosen[cand] or math.nan) / 1000.0,
         min_reduction=seed_spec.min_reduction,
         source=source,
+        exact=source == "client" or (proc_exact[base] and proc_exact[cand]),
     )
     seed_client = SeedResult(
         baseline_max=(cli[base] or math.nan) / 1000.0,
@@ -330,7 +353,7 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
         "seed_criterion": {
             "statement": f"the maximum processing time falls by at least {seed_spec.min_reduction:.0%}",
             "source": seed.source,
-            "exact": True,
+            "exact": seed.exact,
             "which_maximum": (
                 f"exact maximum recorded by the model-service ({c.MODEL_PROCESSING_WINDOW_MAX_SECONDS}, "
                 "max_over_time over each repetition window)"
@@ -341,6 +364,7 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
             "candidate_max_ms": _ms(seed.candidate_max),
             "change": _finite(seed.change),
             "met": seed.met,
+            "result": seed.result,
             "deciding": False,
             "client": {
                 "baseline_max_ms": _ms(seed_client.baseline_max),

@@ -56,8 +56,35 @@ HISTOGRAMS: dict[str, q.Query] = {"app_response": q.APP_RESPONSE_BUCKETS, "proce
 
 
 def window_range(start: float, end: float) -> str:
-    """A PromQL range covering [start, end], whole seconds, at least 1 s."""
-    return f"{max(1, math.ceil(end - start))}s"
+    """The PromQL range of the instant queries at ``end`` over the window: samples after ``start`` only.
+
+    ``f(x[d])`` at time T takes the samples in (T-d, T] (Prometheus 3; 2.x also the one
+    exactly at T-d), so d must not exceed end - start: whole milliseconds, rounded down,
+    less one for the millisecond rounding of the evaluation time.  Rounding *up* (as
+    whole seconds did) took in the scrape just before ``start``: a processing maximum of
+    the load before.  A sample in the first millisecond that is left out loses nothing:
+    the next sample's rolling maximum covers the same requests.
+    """
+    return f"{max(1, math.floor((end - start) * 1000) - 1)}ms"
+
+
+def longest_sample_gaps(
+    series: list[Series], start: float, end: float, label: str = c.LABEL_VARIANT
+) -> dict[str, float]:
+    """Per variant, the longest time in [start, end] without a sample of ``series``.
+
+    ``series`` is a range query of ``timestamp(gauge)``: its values are the times of the
+    gauge's samples (one per successful scrape).  The window's edges count as samples,
+    so a late first or an early last sample shows as a gap too.
+    """
+    times: dict[str, set[float]] = {}
+    for s in series:
+        seen = times.setdefault(s.labels.get(label, ""), set())
+        seen.update(v for _t, v in s.points if math.isfinite(v) and start < v <= end)
+    return {
+        variant: max(b - a for a, b in itertools.pairwise([start, *sorted(seen), end]))
+        for variant, seen in times.items()
+    }
 
 
 def histograms_from_counters(
@@ -179,6 +206,9 @@ class RepetitionCollection:
     block_edges: list[float] = field(default_factory=list)
     #: job -> share of successful scrapes
     scrape_success: dict[str, float] = field(default_factory=dict)
+    #: variant -> the longest time in the window without a sample of the processing-max gauge
+    #: (a successful scrape of the model-service); see :meth:`processing_gap`
+    processing_gaps: dict[str, float] = field(default_factory=dict)
     #: variant -> restart evidence found in Prometheus
     restarts: dict[str, list[str]] = field(default_factory=dict)
     queries: dict[str, str] = field(default_factory=dict)
@@ -193,6 +223,26 @@ class RepetitionCollection:
             "bounds": [_num(b) for b in firsts[0].bounds] if firsts else [],
             "variants": {v: [_sparse(h) for h in hs] for v, hs in self.blocks.items()},
         }
+
+    def processing_gap(self, variant: str) -> float | None:
+        """The longest time without a successful scrape of ``variant``'s model-service, in seconds.
+
+        Results saved before ``processing_gaps`` existed: estimated from the over-time
+        processing max (``max_over_time[5s]`` every second): a run of k steps without a
+        value means no sample for more than 5 s + (k - 1) steps, estimated as 5 s + k
+        steps; None when nothing is missing.
+        """
+        if variant in self.processing_gaps:
+            return self.processing_gaps[variant]
+        points = self.series.get(q.PROCESSING_MAX.key, {}).get(variant)
+        if points is None:
+            return None
+        have = {round(t - self.start) for t, x in points if math.isfinite(x)}
+        missing = longest = 0
+        for step in range(int((self.end - self.start) // RANGE_STEP) + 1):
+            missing = 0 if step in have else missing + 1
+            longest = max(longest, missing)
+        return c.PROCESSING_MAX_WINDOW_SECONDS + longest * RANGE_STEP if longest else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +262,7 @@ class RepetitionCollection:
             },
             "blocks": self._blocks_dict(),
             "scrape_success": self.scrape_success,
+            "processing_gaps": self.processing_gaps,
             "restarts": self.restarts,
             "queries": self.queries,
             "warnings": self.warnings,
@@ -251,6 +302,7 @@ class RepetitionCollection:
             block_seconds=float((data.get("blocks") or {}).get("seconds") or 0.0),
             block_edges=[float(t) for t in (data.get("blocks") or {}).get("edges") or []],
             scrape_success={k: float(v) for k, v in (data.get("scrape_success") or {}).items()},
+            processing_gaps={k: float(v) for k, v in (data.get("processing_gaps") or {}).items()},
             restarts={k: list(v) for k, v in (data.get("restarts") or {}).items()},
             queries=dict(data.get("queries") or {}),
             warnings=[str(w) for w in data.get("warnings") or []],
@@ -316,6 +368,11 @@ def collect_repetition(
             "variant (a failed scrape); they were dropped for every variant, so the time blocks around them "
             "are longer and still cover the same seconds in both"
         )
+    times = q.PROCESSING_MAX_SAMPLE_TIMES.render(window, selector)
+    out.queries["range:processing_max_sample_times"] = times
+    step = max(0.25, min(RANGE_STEP, min_block / 2))  # finer than the scrapes: every sample shows
+    series = client.query_range(times, start, end, step, key=f"rep{repetition}:processing_scrapes")
+    out.processing_gaps = longest_sample_gaps(series, start, end)
     scrape = q.SCRAPE_SUCCESS.render(window, selector)
     out.queries["window:scrape_success"] = scrape
     out.scrape_success = by_label(client.query(scrape, at=end, key=f"rep{repetition}:scrape_success"), "job")

@@ -162,6 +162,8 @@ class Runner:
         self.target_restarts: dict[str, list[str]] = {v.name: [] for v in spec.variants}
         self.calibration: dict[str, Any] | None = None
         self.load_seconds = 0.0
+        #: when the last load (calibration step, warm-up, repetition) ended; None before any
+        self.last_load_end: float | None = None
         # Slow, independent look-ups run in the background while the target starts.
         self._bombardier_version = "unknown"
         self._background = [
@@ -321,6 +323,7 @@ class Runner:
                 next_tick = now + PROGRESS_EVERY
             time.sleep(0.1)
         self.load_seconds += duration
+        self.last_load_end = time.time()
         return {r.variant: r.result() for r in running}
 
     # --- phases ------------------------------------------------------------------------------
@@ -348,9 +351,41 @@ class Runner:
         )
         return rate
 
+    def scrape_seconds(self, target: Target) -> float:
+        """The scrape interval of the target's Prometheus: the local one's, or the lab file's."""
+        return self.scrape_s if isinstance(target, LocalTarget) else getattr(target, "scrape_seconds", 5.0)
+
     def min_block(self, target: Target) -> float:
         """Time blocks must hold at least one scrape of the target's Prometheus."""
-        return self.scrape_s if isinstance(target, LocalTarget) else getattr(target, "scrape_seconds", 5.0)
+        return self.scrape_seconds(target)
+
+    def quiet_before(self, target: Target, rep: int) -> None:
+        """Before a measured repetition, let the previous load (calibration, warm-up or the
+        previous repetition) leave the model-service's rolling processing maximum.
+
+        Each sample of that gauge is the maximum of the PROCESSING_MAX_WINDOW_SECONDS before
+        its scrape, so it must not be scraped within that time of the previous load's end
+        and then counted in this repetition: wait until the window plus one scrape interval
+        has passed since that load ended.  Also makes sure Prometheus scraped every target
+        after it (the bucket counters at the repetition's start hold all of it).  Nothing to
+        wait for when no load ran before.
+        """
+        if self.last_load_end is None:
+            return
+        until = self.last_load_end + c.PROCESSING_MAX_WINDOW_SECONDS + self.scrape_seconds(target)
+        wait = until - time.time()
+        if wait > 0:
+            self.bus.emit(
+                ev.SETUP,
+                f"repetition {rep}: waiting {wait:.1f}s so that the previous load leaves the "
+                f"processing maximum ({c.PROCESSING_MAX_WINDOW_SECONDS:g}s rolling window + one "
+                f"{self.scrape_seconds(target):g}s scrape)",
+                repetition=rep,
+                data={"phase": "quiet", "seconds": round(wait, 3), "previous_load_end": self.last_load_end},
+            )
+            while (left := until - time.time()) > 0:
+                time.sleep(min(left, 0.2))
+        self.settle(target, self.last_load_end)
 
     def settle(self, target: Target, load_end: float) -> float:
         """Wait until Prometheus has scraped every target after the load ended; return the window end."""
@@ -396,9 +431,8 @@ class Runner:
             if isinstance(target, LocalTarget):
                 target.wait_scraping()  # every target scraped before the first measured second
                 self.bus.emit(ev.SETUP, "Prometheus scrapes all four targets")
-            if spec.load.warmup > 0:
-                self.settle(t, time.time())
             for rep in range(1, spec.repetitions + 1):
+                self.quiet_before(t, rep)  # after calibration, warm-up or the previous repetition
                 start = time.time()
                 results = self.load_phase(
                     loads,

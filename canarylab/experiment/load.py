@@ -37,15 +37,16 @@ from canarylab.errors import CanarylabError
 from canarylab.experiment.spec import format_duration
 from canarylab.procs import ManagedProcess, ProcessGroup, _die_with_parent
 
-#: Substrings of bombardier error descriptions that mean "nobody answered on that port".
+#: Substrings of bombardier error descriptions that mean "nobody listening there": the
+#: variant could not be reached at all (bombardier/Go dial errors, e.g. "dial tcp
+#: 127.0.0.1:54217: connect: connection refused").  Everything else is an error of the
+#: variant: a connection reset, a broken pipe, an EOF or fasthttp's "the server closed
+#: connection before returning the first response byte" all come from a server that
+#: accepted the connection and then dropped it.
 _UNREACHABLE = (
     "connection refused",
     "no such host",
-    "connection reset",
     "network is unreachable",
-    "broken pipe",
-    "the server closed connection",
-    "eof",
 )
 
 
@@ -141,11 +142,13 @@ class LoadResult:
 
     @property
     def variant_errors(self) -> int:
-        """Errors the variant caused: 5xx answers, timeouts and other failed requests.
+        """Errors the variant caused: 5xx answers, timeouts and other failed requests
+        (connections reset or closed by the server, broken pipes, EOFs).
 
-        Not counted: refused connections (nobody listening: the variant could not
-        be reached, which makes the run INVALID) and 4xx answers (a malformed
-        request is the generator's fault, which also makes the run INVALID).
+        Not counted: connections that found nobody listening (refused, no such
+        host, network unreachable: the variant could not be reached, which makes
+        the run INVALID) and 4xx answers (a malformed request is the generator's
+        fault, which also makes the run INVALID).
         """
         return self.req5xx + self.others - self.unreachable
 

@@ -236,14 +236,11 @@ class LocalTarget:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.group.__exit__(exc_type, exc, tb)
 
     def stop(self) -> None:
-        """SIGTERM to every process at once (they shut down in parallel), then the group's stop."""
-        for proc in self.group.processes:
-            if proc.running():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+        """Stop every process: the group's stop (SIGTERM to all at once, one shared deadline,
+        then SIGKILL; a second Ctrl-C or SIGTERM meanwhile does not interrupt it)."""
         self.group.__exit__(None, None, None)
 
     @contextlib.contextmanager

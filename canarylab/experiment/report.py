@@ -225,13 +225,18 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
     add("")
     add("## The seed's criterion (reported, not deciding)")
     add("")
-    met = seed.get("met")
     add(
         f"*{seed.get('statement', '')}*, computed exactly as stated from the "
         f"**{seed.get('which_maximum')}**: "
         f"{_ms(seed.get('baseline_max_ms'))} ms → {_ms(seed.get('candidate_max_ms'))} ms "
-        f"({_pct(seed.get('change'))}): **{'met' if met else 'not met' if met is not None else 'no data'}**."
+        f"({_pct(seed.get('change'))}): **{seed_result(seed)}**."
     )
+    if seed.get("exact") is False:
+        add(
+            "The model-service went unscraped for longer than its rolling maximum's window "
+            "(a scrape gap), so a larger maximum may have been missed: the maximum is not exact "
+            "and the criterion cannot be decided."
+        )
     cl = seed.get("client") or {}
     add(
         f"The same criterion on the client's exact maximum latency: {_ms(cl.get('baseline_max_ms'))} ms → "
@@ -338,6 +343,14 @@ def render_all(run_dir: Path) -> dict[str, Any]:
     return dict(summary)
 
 
+def seed_result(seed: Mapping[str, Any]) -> str:
+    """The outcome: "met", "not met", "unknown (scrape gap)" or "no data" (old summaries too)."""
+    if seed.get("result"):
+        return str(seed["result"])
+    met = seed.get("met")
+    return "met" if met else "not met" if met is not None else "no data"
+
+
 def verdict_table(summary: Mapping[str, Any]) -> Group:
     """The verdict table the command prints at the end: per variant, then the comparison."""
     verdict = str(summary.get("verdict"))
@@ -375,12 +388,11 @@ def verdict_table(summary: Mapping[str, Any]) -> Group:
             "yes" if stat in deciding else "",
         )
     seed = summary.get("seed_criterion") or {}
-    met = seed.get("met")
     changes.add_row(
-        f"seed: max {seed.get('source', '')} (exact)",
+        f"seed: max {seed.get('source', '')} ({'exact' if seed.get('exact', True) else 'not exact'})",
         _pct(seed.get("change")),
         "no interval: one extreme value",
-        f"no ({'met' if met else 'not met' if met is not None else 'n/a'})",
+        f"no ({seed_result(seed)})",
     )
     verdict_text = Text.assemble(
         ("verdict: ", "bold"), (verdict, style), (f"  {summary.get('reason', '')}", "")

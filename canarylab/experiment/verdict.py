@@ -61,6 +61,9 @@ class SeedResult:
     candidate_max: float
     min_reduction: float
     source: str  #: which exact maximum: "processing" (model-service) or "client" (bombardier)
+    #: False when a maximum may have been missed (the model-service was not scraped for longer
+    #: than its rolling window): then the criterion cannot be decided, see :attr:`result`
+    exact: bool = True
 
     @property
     def change(self) -> float:
@@ -71,11 +74,29 @@ class SeedResult:
 
     @property
     def met(self) -> bool | None:
-        return None if math.isnan(self.change) else self.change <= -self.min_reduction
+        if math.isnan(self.change) or not self.exact:
+            return None
+        return self.change <= -self.min_reduction
+
+    @property
+    def result(self) -> str:
+        """The criterion's outcome: "met", "not met", "unknown (scrape gap)" or "no data"."""
+        if math.isnan(self.change):
+            return "no data"
+        if not self.exact:
+            return "unknown (scrape gap)"
+        return "met" if self.met else "not met"
 
     def describe(self) -> str:
-        if self.met is None:
+        if math.isnan(self.change):
             return f"seed criterion (max {self.source} time falls >= {self.min_reduction:.0%}): no data"
+        if not self.exact:
+            return (
+                f"seed criterion (max {self.source} time falls >= {self.min_reduction:.0%}): "
+                f"unknown (scrape gap), {_ms(self.baseline_max)} -> {_ms(self.candidate_max)} "
+                f"({_pct(self.change)}) is not exact: the model-service went unscraped for longer than "
+                "its rolling maximum's window, so a larger maximum may have been missed"
+            )
         word = "met" if self.met else "not met"
         return (
             f"seed criterion (exact max {self.source} time falls >= {self.min_reduction:.0%}): {word}, "

@@ -120,3 +120,44 @@ def test_command_line_has_rate_pinning_and_json() -> None:
         assert part in joined
     assert "x-canarylab-variant: canary" in argv
     assert json.loads(argv[argv.index("-b") + 1]) == {"review": "good"}
+
+
+def _with_errors(errors: dict[str, int]) -> str:
+    """The captured ok run with ``errors`` added as bombardier reports them (counted in ``others``)."""
+    data = json.loads(fixture("ok-10rps-5s"))
+    data["result"]["errors"] = [{"description": d, "count": n} for d, n in errors.items()]
+    data["result"]["others"] = sum(errors.values())
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        # fasthttp, when a listening server drops a keep-alive connection
+        "the server closed connection before returning the first response byte. "
+        "Make sure the server returns 'Connection: close' response header before closing the connection",
+        "read tcp 127.0.0.1:40112->127.0.0.1:18091: read: connection reset by peer",
+        "write tcp 127.0.0.1:40112->127.0.0.1:18091: write: broken pipe",
+        "EOF",
+        "unexpected EOF",
+    ],
+)
+def test_connections_a_listening_server_drops_are_errors_of_the_variant(description: str) -> None:
+    r = parse_bombardier(_with_errors({description: 4}))
+    assert r.unreachable == 0
+    assert r.variant_errors == 4
+    assert r.error_ratio == pytest.approx(4 / r.total)
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "dial tcp 127.0.0.1:54217: connect: connection refused",  # as captured in refused.json
+        "dial tcp: lookup nowhere.invalid: no such host",
+        "dial tcp 10.255.0.1:80: connect: network is unreachable",
+    ],
+)
+def test_nobody_listening_is_unreachable(description: str) -> None:
+    r = parse_bombardier(_with_errors({description: 3, "timeout": 2}))
+    assert r.unreachable == 3
+    assert r.variant_errors == 2  # the timeouts

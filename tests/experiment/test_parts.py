@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from canarylab.experiment.collect import (
     block_plan,
     histograms_from_counters,
     histograms_over_time,
+    longest_sample_gaps,
     window_range,
 )
 from canarylab.experiment.lab import LabTarget
@@ -149,8 +151,43 @@ def test_bucket_counter_increase_is_the_windows_histogram() -> None:
     restarted, resets = histograms_from_counters(after, before)
     assert resets == ["stable"]
     assert restarted["stable"].total == 8
-    assert window_range(100.0, 160.2) == "61s"
-    assert window_range(5.0, 5.0) == "1s"
+
+
+def test_the_window_range_reaches_back_no_further_than_the_start() -> None:
+    """Instant queries run at ``end`` with range d take the samples in (end-d, end] (2.x: [end-d, end]):
+    d must not reach the scrape just before ``start`` (whole seconds rounded up did)."""
+    for start, end in ((100.0, 160.2), (1795886559.6489818, 1795886571.665821), (7.0, 19.0)):
+        text = window_range(start, end)
+        assert text.endswith("ms")
+        d = int(text.removesuffix("ms")) / 1000
+        assert end - 0.002 <= start + d < end  # covers all but the first ms, nothing before start
+        assert round(end, 3) - d > start  # also with the evaluation time as sent (ms precision)
+    assert window_range(5.0, 5.0) == "1ms"
+
+
+def test_longest_gap_between_samples_of_the_processing_max() -> None:
+    """Values of timestamp(gauge) over time: the times of the successful scrapes."""
+    stable = Series(
+        {"variant": "stable"}, [(t, float(int(t))) for t in (100.5, 101, 102, 103, 109, 110, 111)]
+    )
+    canary = Series({"variant": "canary"}, [(t, t - 0.3) for t in range(100, 112)])
+    gaps = longest_sample_gaps([stable, canary], 100.0, 111.0)
+    assert gaps["stable"] == pytest.approx(6.0)  # 103 -> 109
+    assert gaps["canary"] == pytest.approx(1.0)
+    # a late first sample counts from the window's start
+    assert longest_sample_gaps([Series({"variant": "x"}, [(107, 107.0)])], 100.0, 108.0) == {"x": 7.0}
+
+
+def test_processing_gap_of_older_results_is_estimated_from_the_over_time_max() -> None:
+    """The saved must-pass run (before processing_gaps was collected): stable's over-time processing
+    max has no value at seconds 8-10 (its model-service answered 46% of scrapes)."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "experiment" / "run-must-pass"
+    coll = RepetitionCollection.from_dict(json.loads((fixture / "prometheus" / "rep1.json").read_text()))
+    assert coll.processing_gaps == {}
+    assert coll.processing_gap("stable") == pytest.approx(8.0)  # > 5 s: a maximum may be missed
+    assert coll.processing_gap("canary") is None
+    coll.processing_gaps = {"stable": 1.0}
+    assert coll.processing_gap("stable") == 1.0  # measured: wins
 
 
 def test_time_blocks_from_a_range_query_of_bucket_counters() -> None:
@@ -288,3 +325,101 @@ def test_missing_lab_target_file_says_how_to_make_one(tmp_path: Path) -> None:
 def test_histogram_buckets_come_from_the_contract() -> None:
     assert LATENCY_BUCKETS[0] == pytest.approx(0.001)
     assert LATENCY_BUCKETS[-1] >= 60
+
+
+# --- clean-up: a second signal must not stop it ----------------------------------------------
+
+_CHILD = """
+import signal, sys, time
+mode = sys.argv[1]
+if mode == "slow":  # takes a while to honour SIGTERM
+    signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1.5), sys.exit(0)))
+elif mode == "deaf":  # never honours it: needs SIGKILL
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_sigterm_during_cleanup_still_stops_every_child(tmp_path: Path) -> None:
+    """3 children (one slow to stop, one ignoring SIGTERM): the first SIGTERM starts the clean-up,
+    a second one arrives in the middle of it; every child is still gone, within the shared
+    deadline + the kill."""
+    from canarylab.procs import KILL_WAIT, ManagedProcess, ProcessGroup  # noqa: PLC0415
+
+    stop_timeout = 2.0
+    group = ProcessGroup(stop_timeout=stop_timeout)
+    procs: list[ManagedProcess] = []
+    cleanup_started: list[float] = []
+
+    def run_until_signalled() -> None:
+        with group:
+            procs.extend(
+                group.start(mode, [sys.executable, "-c", _CHILD, mode], tmp_path / f"{mode}.log")
+                for mode in ("slow", "deaf", "plain")
+            )
+            deadline = time.monotonic() + 20
+            while not all("ready" in (tmp_path / f"{m}.log").read_text() for m in ("slow", "deaf", "plain")):
+                assert time.monotonic() < deadline, "children did not start"
+                time.sleep(0.05)
+            # the second signal, 0.5 s into the clean-up
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            cleanup_started.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGTERM)  # the first: the group's handler -> KeyboardInterrupt
+            time.sleep(5)  # not reached
+
+    with pytest.raises(KeyboardInterrupt):
+        run_until_signalled()
+    took = time.monotonic() - cleanup_started[0]
+    assert signal.SIGTERM in group.held_signals  # the second signal did arrive during the clean-up
+    assert [p.name for p in procs if p.running()] == []
+    for p in procs:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(p.pid, 0)  # nothing left in their process groups either
+    assert took < stop_timeout + KILL_WAIT
+    assert signal.getsignal(signal.SIGTERM) is not group._on_sigterm  # the old handler is back
+
+
+def test_stop_all_sends_sigterm_to_all_at_once(tmp_path: Path) -> None:
+    """Three children that each take 1.5 s to stop: one shared deadline, not 3 x 1.5 s."""
+    from canarylab.procs import ProcessGroup  # noqa: PLC0415
+
+    group = ProcessGroup(stop_timeout=4.0)
+    with group:
+        for i in range(3):
+            group.start(f"slow{i}", [sys.executable, "-c", _CHILD, "slow"], tmp_path / f"slow{i}.log")
+        deadline = time.monotonic() + 20
+        while not all("ready" in (tmp_path / f"slow{i}.log").read_text() for i in range(3)):
+            assert time.monotonic() < deadline, "children did not start"
+            time.sleep(0.05)
+        started = time.monotonic()
+    assert time.monotonic() - started < 3.5
+    assert not any(p.running() for p in group.processes)
+
+
+def test_a_repetition_waits_until_the_previous_load_left_the_processing_max() -> None:
+    """The gauge is the max of the last 5 s: a repetition starts only once 5 s + one scrape interval
+    (the local 1 s, the lab file's 5 s) have passed since the previous load ended; visibly."""
+    from canarylab.experiment.engine import Runner  # noqa: PLC0415
+
+    rec = ev.Recorder()
+    runner = Runner.__new__(Runner)
+    runner.bus, runner.client, runner.scrape_s = ev.EventBus([rec]), None, 1.0
+    lab = LabTarget({}, "http://prometheus", scrape_seconds=5.0)
+
+    runner.last_load_end = None  # nothing ran before: no wait
+    runner.quiet_before(lab, 1)
+    assert rec.events == []
+
+    for target, interval in ((lab, 5.0), (LocalTarget.__new__(LocalTarget), 1.0)):
+        rec.events.clear()
+        runner.last_load_end = time.time() - (5.0 + interval - 0.4)
+        began = time.time()
+        runner.quiet_before(target, 2)
+        assert time.time() - runner.last_load_end >= 5.0 + interval
+        assert 0.3 <= time.time() - began < 2.0
+        (event,) = rec.events
+        assert event.repetition == 2
+        assert event.data["phase"] == "quiet"
+        assert 0.3 <= event.data["seconds"] <= 0.4
+        assert "waiting" in event.message

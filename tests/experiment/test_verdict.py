@@ -171,3 +171,13 @@ def test_threshold_and_statistics_come_from_the_spec() -> None:
 @pytest.mark.parametrize("verdict", [PASS, FAIL, INCONCLUSIVE, INVALID])
 def test_every_verdict_has_an_exit_code(verdict: str) -> None:
     assert VERDICT_EXIT_CODES[verdict] in (0, 1, 3, 4)
+
+
+def test_seed_criterion_with_a_scrape_gap_is_unknown_not_met() -> None:
+    seed = SeedResult(baseline_max=0.250, candidate_max=0.200, min_reduction=0.05, source="processing")
+    assert (seed.met, seed.result) == (True, "met")
+    gap = SeedResult(0.250, 0.200, 0.05, "processing", exact=False)
+    assert gap.change == pytest.approx(-0.2)
+    assert (gap.met, gap.result) == (None, "unknown (scrape gap)")
+    assert "unknown (scrape gap)" in gap.describe()
+    assert SeedResult(math.nan, 0.2, 0.05, "processing", exact=False).result == "no data"
