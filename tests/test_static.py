@@ -11,6 +11,7 @@ answers `--version` (7.0, the newest Vagrant 2.3 knows) lets Vagrant validate th
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -229,6 +230,65 @@ def test_vagrant_inventory_matches_the_machines(tmp_path: Path) -> None:
         assert key == str(ROOT / ".vagrant" / "machines" / name / "libvirt" / "private_key")
         assert hostvars[name]["canarylab_target"] == "lab"
     assert hostvars["localhost"]["ansible_connection"] == "local"
+    assert hostvars["cl-controller"]["cluster_loadbalancer_range"] == "192.168.56.200-192.168.56.220"
+
+
+def _lab_addresses(inventory: Path, host: str) -> list[str]:
+    """The pool and the fixed LoadBalancer addresses as Ansible resolves them for host."""
+    expr = (
+        "{{ [metallb_address_range, canarylab_loadbalancer_range, canarylab_gateway_ip,"
+        " canarylab_grafana_ip, canarylab_prometheus_ip] | to_json }}"
+    )
+    result = _run(
+        [
+            str(BIN / "ansible"),
+            "-i",
+            str(inventory),
+            host,
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"msg={expr}",
+        ],
+        env=_env(
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+            ANSIBLE_STDOUT_CALLBACK="json",
+        ),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout)
+    msg = out["plays"][0]["tasks"][0]["hosts"][host]["msg"]
+    return list(msg) if isinstance(msg, list) else json.loads(msg)
+
+
+def test_vagrant_inventory_follows_the_network_prefix(tmp_path: Path) -> None:
+    """Another prefix moves the nodes, the MetalLB pool and the fixed addresses."""
+    ruby = shutil.which("ruby")
+    assert ruby is not None
+    out = tmp_path / "inventory" / "vagrant.yml"
+    # group_vars beside the inventory, as inventory/vagrant.yml has them.
+    out.parent.mkdir()
+    (out.parent / "group_vars").symlink_to(ROOT / "inventory" / "group_vars")
+    env = _env(
+        CANARYLAB_INVENTORY=str(out),
+        CANARYLAB_WORKERS="1",
+        PROVIDER="libvirt",
+        CANARYLAB_NETWORK_PREFIX="10.77.3",
+    )
+    result = _run([ruby, "-e", RUBY_LOAD], env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = [
+        "10.77.3.200-10.77.3.220",
+        "10.77.3.200-10.77.3.220",
+        "10.77.3.200",
+        "10.77.3.201",
+        "10.77.3.202",
+    ]
+    assert _lab_addresses(out, "cl-controller") == expected
+    # The host's plays (playbooks/app.yml's endpoints, the experiment) see the same addresses.
+    assert _lab_addresses(out, "localhost")[2:] == expected[2:]
 
 
 def test_site_playbook_targets_every_vagrant_machine(tmp_path: Path) -> None:
@@ -246,6 +306,20 @@ def test_example_server_inventory_gets_the_group_vars() -> None:
     hostvars = yaml.safe_load(result.stdout)
     assert hostvars["kubernetes_version"].startswith("1.32.")
     assert hostvars["cluster_node_ip"] == "10.0.10.11"
+
+
+def test_example_server_inventory_moves_the_pool_and_the_addresses() -> None:
+    """The example's MetalLB pool wins over group_vars/all, and the fixed addresses follow it."""
+    inventory = ROOT / "inventory" / "examples" / "servers.yml"
+    expected = [
+        "10.0.10.200-10.0.10.220",
+        "10.0.10.200-10.0.10.220",
+        "10.0.10.200",
+        "10.0.10.201",
+        "10.0.10.202",
+    ]
+    assert _lab_addresses(inventory, "k8s-cp-1") == expected
+    assert _lab_addresses(inventory, "localhost")[2:] == expected[2:]
 
 
 # --- rendered manifests ------------------------------------------------------------

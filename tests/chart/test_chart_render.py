@@ -181,7 +181,15 @@ def test_probes_security_and_resources(default_docs: list[Doc], contract: dict[s
         pod = deploy["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["readinessProbe"]["httpGet"] == {"path": contract["paths"]["ready"], "port": "http"}
-        assert container["livenessProbe"]["httpGet"] == {"path": contract["paths"]["health"], "port": "http"}
+        if container["name"] == "model-service":
+            # /healthz would wait in the saturated request pool: liveness only checks the listener.
+            assert container["livenessProbe"]["tcpSocket"] == {"port": "http"}
+            assert "httpGet" not in container["livenessProbe"]
+        else:
+            assert container["livenessProbe"]["httpGet"] == {
+                "path": contract["paths"]["health"],
+                "port": "http",
+            }
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == 10001
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -191,6 +199,42 @@ def test_probes_security_and_resources(default_docs: list[Doc], contract: dict[s
             assert {"cpu", "memory"} <= container["resources"][kind].keys()
         assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
         assert pod["automountServiceAccountToken"] is False
+
+
+def test_model_service_probes_tolerate_a_saturated_pool(default_docs: list[Doc]) -> None:
+    """/readyz shares the model-service's request pool with /predict: readiness allows 30 s of
+    saturation before the pod leaves the endpoints; the app keeps its own probe timing."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for deploy in by_kind(default_docs, "Deployment"):
+        (container,) = deploy["spec"]["template"]["spec"]["containers"]
+        ready, live = container["readinessProbe"], container["livenessProbe"]
+        if container["name"] == "model-service":
+            assert (ready["timeoutSeconds"], ready["periodSeconds"], ready["failureThreshold"]) == (5, 5, 6)
+            assert ready["periodSeconds"] * ready["failureThreshold"] >= 30
+            assert live.items() >= values["probes"]["modelService"]["liveness"].items()
+        else:
+            assert ready.items() >= values["probes"]["readiness"].items()
+            assert live.items() >= values["probes"]["liveness"].items()
+
+
+def test_chart_digest_label_is_on_the_objects_not_the_pods(
+    render: Render, default_docs: list[Doc], tmp_path: Path, crd_schema_map: dict[SchemaKey, Doc]
+) -> None:
+    """roles/canarylab_app passes a digest of the chart's files as a label, so a template edit
+    upgrades the release; the pod templates stay the same, so no pod restarts for it."""
+    label = "canarylab.io/chart-digest"
+    values = tmp_path / "digest.yaml"
+    values.write_text(yaml.safe_dump({"commonLabels": {label: "0123456789ab"}}))
+    docs = render(values=[values])
+    validate_all(docs, crd_schema_map)
+    for doc in docs:
+        assert doc["metadata"]["labels"][label] == "0123456789ab", doc["metadata"]["name"]
+    for deploy in by_kind(docs, "Deployment"):
+        assert label not in json.dumps(deploy["spec"])
+    # Byte for byte the same pods as without the label.
+    assert [d["spec"]["template"] for d in by_kind(docs, "Deployment")] == [
+        d["spec"]["template"] for d in by_kind(default_docs, "Deployment")
+    ]
 
 
 def test_variants_get_equal_resources(default_docs: list[Doc]) -> None:

@@ -6,6 +6,7 @@ import and deploy plays match no host, and the host's play runs for real.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -41,6 +42,8 @@ def test_app_playbook_writes_the_endpoints_file(tmp_path: Path) -> None:
         "-e",
         f"@{GROUP_VARS / 'mesh.yml'}",
         "-e",
+        f"@{GROUP_VARS / 'network.yml'}",
+        "-e",
         json.dumps({"canarylab_state_dir": str(state_dir), "cluster_controller": "none"}),
     ]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
@@ -49,12 +52,15 @@ def test_app_playbook_writes_the_endpoints_file(tmp_path: Path) -> None:
 
     endpoints = yaml.safe_load((state_dir / "endpoints.yml").read_text())
     mesh = yaml.safe_load((GROUP_VARS / "mesh.yml").read_text())
-    gateway = f"http://{mesh['canarylab_gateway_ip']}"
+    network = yaml.safe_load((GROUP_VARS / "network.yml").read_text())
+    # The fixed addresses are the first three of the MetalLB pool.
+    first = ipaddress.ip_address(network["cluster_loadbalancer_range"].split("-")[0].strip())
+    gateway = f"http://{first}"
     assert endpoints["namespace"] == mesh["canarylab_namespace"]
     assert endpoints["gateway_url"] == gateway
     assert endpoints["api_url"] == gateway + contract.APP_API_PATH
-    assert endpoints["grafana_url"] == f"http://{mesh['canarylab_grafana_ip']}"
-    assert endpoints["prometheus_url"] == f"http://{mesh['canarylab_prometheus_ip']}:9090"
+    assert endpoints["grafana_url"] == f"http://{first + 1}"
+    assert endpoints["prometheus_url"] == f"http://{first + 2}:9090"
     assert endpoints["variant_header"] == contract.VARIANT_HEADER
     assert endpoints["variants"] == list(contract.VARIANTS)
     assert endpoints["grafana_password_file"] == str(state_dir / "grafana-admin-password")
