@@ -158,6 +158,7 @@ def test_local_ports_cover_the_contract() -> None:
     expected = {
         LOCAL_PORTS["prometheus"],
         *LOCAL_PORTS["model_service"].values(),
+        *LOCAL_PORTS["model_service_metrics"].values(),
         *LOCAL_PORTS["app"].values(),
     }
     assert set(local_ports().values()) == expected
