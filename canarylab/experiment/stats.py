@@ -280,6 +280,33 @@ def _interval(ratios: FloatArray, confidence: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _percentile_estimate(
+    stat: str,
+    *,
+    b_stat: float,
+    c_stat: float,
+    resampled_b: FloatArray,
+    resampled_c: FloatArray,
+    confidence: float,
+    method: str,
+) -> ChangeEstimate:
+    """The change of ``stat`` with the percentile interval of the resampled relative changes."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = resampled_c / resampled_b - 1.0
+    lo, hi = _interval(ratios, confidence)
+    return ChangeEstimate(
+        statistic=stat,
+        baseline=b_stat,
+        candidate=c_stat,
+        change=relative_change(b_stat, c_stat),
+        ci_low=lo,
+        ci_high=hi,
+        confidence=confidence,
+        method=method,
+        n_boot=len(ratios),
+    )
+
+
 def bootstrap_histograms(
     baseline: Histogram,
     candidate: Histogram,
@@ -295,25 +322,19 @@ def bootstrap_histograms(
     (Prometheus interpolation for quantiles, the expected top-bucket maximum
     for ``max``); the interval is the percentile bootstrap interval.
     """
-    b_stat, c_stat = baseline.stat(stat), candidate.stat(stat)
     rb = _resampled_stats(baseline, stat, rng, n_boot)
     rc = _resampled_stats(candidate, stat, rng, n_boot)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = rc / rb - 1.0
-    lo, hi = _interval(ratios, confidence)
-    return ChangeEstimate(
-        statistic=stat,
-        baseline=b_stat,
-        candidate=c_stat,
-        change=relative_change(b_stat, c_stat),
-        ci_low=lo,
-        ci_high=hi,
+    return _percentile_estimate(
+        stat,
+        b_stat=baseline.stat(stat),
+        c_stat=candidate.stat(stat),
+        resampled_b=rb,
+        resampled_c=rc,
         confidence=confidence,
         method=(
             f"bootstrap of the request-level distribution from the fine-bucket histograms "
             f"({round(baseline.total)} vs {round(candidate.total)} requests, {n_boot} resamples)"
         ),
-        n_boot=n_boot,
     )
 
 
@@ -349,26 +370,20 @@ def block_bootstrap(
     np.add.at(times, (np.arange(n_boot)[:, None], picks), 1.0)  # how often each block was drawn
     rb = stat_of_rows(times @ base, bounds, stat, rng)
     rc = stat_of_rows(times @ cand, bounds, stat, rng)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = rc / rb - 1.0
-    lo, hi = _interval(ratios, confidence)
     total_b = Histogram(bounds, tuple(base.sum(axis=0)))
     total_c = Histogram(bounds, tuple(cand.sum(axis=0)))
-    b_stat, c_stat = total_b.stat(stat), total_c.stat(stat)
     size = f"{block_seconds:.3g} s " if block_seconds else ""
-    return ChangeEstimate(
-        statistic=stat,
-        baseline=b_stat,
-        candidate=c_stat,
-        change=relative_change(b_stat, c_stat),
-        ci_low=lo,
-        ci_high=hi,
+    return _percentile_estimate(
+        stat,
+        b_stat=total_b.stat(stat),
+        c_stat=total_c.stat(stat),
+        resampled_b=rb,
+        resampled_c=rc,
         confidence=confidence,
         method=(
             f"paired block bootstrap over time: {n_blocks} {size}blocks of the fine-bucket histograms "
             f"({round(total_b.total)} vs {round(total_c.total)} requests, {n_boot} resamples)"
         ),
-        n_boot=n_boot,
     )
 
 
