@@ -2,14 +2,14 @@
 # Builds (once) a Debian 12 image with systemd and python3 from a debootstrap
 # rootfs, for molecule scenarios and as BASE_IMAGE of the service images.
 # No registry is needed: the rootfs comes from Debian's mirror over HTTP.
-# The rootfs tarball is cached in .cache/images, so a wiped podman store is
-# refilled in seconds.
+# The rootfs tarball is cached in $CANARYLAB_CACHE/images (the user cache), so a
+# wiped podman store or a fresh clone is refilled in seconds.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 image="$CANARYLAB_BASE_IMAGE"
 mirror="${CANARYLAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-cache="$CANARYLAB_ROOT/.cache/images"
+cache="$CANARYLAB_CACHE/images"
 tarball="$cache/debian12-systemd-rootfs.tar"
 
 if podman image exists "$image"; then

@@ -47,7 +47,7 @@ def _stand_in_release(tmp_path: Path, version: str) -> Path:
 def test_prometheus_on_path_is_used_as_is(run_playbook, tmp_path):
     on_path = shutil.which("prometheus")
     if on_path is None or shutil.which("promtool") is None:
-        pytest.fail("prometheus/promtool are not on PATH: run `make setup` (Debian package prometheus)")
+        pytest.fail("prometheus/promtool are not on PATH: run `make setup` and source scripts/env.sh")
     out = subprocess.run([on_path, "--version"], capture_output=True, text=True, check=True)
     version = re.search(r"prometheus, version (\S+)", out.stdout + out.stderr)
     assert version
