@@ -65,3 +65,48 @@ def test_ports_do_not_clash() -> None:
 
 def test_limits_are_shared() -> None:
     assert contract.as_dict()["limits"] == {"max_body_bytes": 64 * 1024, "max_review_chars": 5000}
+
+
+#: Ports the lab's own stack, or a tool a lab host commonly runs, listens on.
+LAB_STACK_PORTS = {
+    3000: "Grafana",
+    6443: "kube-apiserver",
+    7946: "MetalLB memberlist",
+    8472: "VXLAN (flannel)",
+    9090: "Prometheus",
+    10250: "kubelet",
+    10256: "kube-proxy health",
+}
+
+
+def _registered_ports(services: Path) -> dict[int, str]:
+    ports: dict[int, str] = {}
+    for line in services.read_text().splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and "/" in fields[1]:
+            number, _, proto = fields[1].partition("/")
+            if proto == "tcp" and number.isdigit():
+                ports[int(number)] = fields[0]
+    return ports
+
+
+def test_registered_ports_are_read() -> None:
+    # Guards the test below: a parser that reads nothing would pass anything.
+    ports = _registered_ports(Path("/etc/services"))
+    assert ports[22] == "ssh"
+    assert len(ports) > 100
+
+
+@pytest.mark.parametrize(
+    "port", [contract.MODEL_SERVICE_PORT, contract.MODEL_SERVICE_METRICS_PORT, contract.APP_PORT]
+)
+def test_default_ports_clash_with_nothing_well_known(port: int) -> None:
+    services = Path("/etc/services")
+    assert services.is_file(), "/etc/services (Debian's netbase) is missing: apt-get install netbase"
+    registered = _registered_ports(services)
+    # 8080 and 8000 are the conventional HTTP alternates for an app in a pod.
+    if port not in (8080, 8000):
+        assert port not in registered, f"port {port} is registered to {registered.get(port)}"
+    assert not 9100 <= port <= 9999, "Prometheus exporters' default ports (node_exporter has 9100)"
+    assert not 15000 <= port <= 15090, "Istio's sidecar reserves these"
+    assert port not in LAB_STACK_PORTS, LAB_STACK_PORTS.get(port)

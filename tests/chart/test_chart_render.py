@@ -15,6 +15,8 @@ import pytest
 import yaml
 from chart_helpers import CHART, Doc, Render, SchemaKey, kube_version, run_helm, template_args
 
+import canarylab_contract as contract
+
 pytestmark = pytest.mark.static
 
 CUSTOM = Path(__file__).with_name("values-custom.yaml")
@@ -113,7 +115,10 @@ def test_validation_catches_a_wrong_field(
         ({"variants.canary.modelService.threads": "0"}, "threads"),
         ({"istio.gateway.create": "false"}, "istio.gateway.name is required"),
         ({"unknownKey": "1"}, "unknownKey"),
-        ({"modelService.servicePort": "9100"}, "the model-service's metrics port"),
+        (
+            {"modelService.servicePort": str(contract.MODEL_SERVICE_METRICS_PORT)},
+            "the model-service's metrics port",
+        ),
     ],
 )
 def test_bad_values_are_refused(sets: dict[str, str], message: str) -> None:

@@ -81,8 +81,12 @@ MAX_REVIEW_CHARS: Final = 5000
 #: Ports inside a container / pod.
 MODEL_SERVICE_PORT: Final = 8080
 #: The model-service's metrics listener: its own port and thread, outside the
-#: request pool, so that a saturated variant is still scraped on time.
-MODEL_SERVICE_METRICS_PORT: Final = 9100
+#: request pool, so that a saturated variant is still scraped on time.  A port
+#: that nothing well known uses (not in IANA's /etc/services, outside the
+#: 9100-9999 range of Prometheus exporters' default ports, where node_exporter
+#: has 9100, and clear of VXLAN's 8472).  Two model-services run by hand on one
+#: host still need a port each: set MODEL_SERVICE_METRICS_PORT.
+MODEL_SERVICE_METRICS_PORT: Final = 8480
 APP_PORT: Final = 8000
 
 #: Loopback ports of the local target, per variant.
