@@ -18,7 +18,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "canarylab"
 VERSIONS = ROOT / "inventory" / "group_vars" / "all" / "versions.yml"
-GOMODCACHE = ROOT / ".cache" / "gomod"
+#: Where the CRD modules are downloaded: the user cache (scripts/env.sh's
+#: CANARYLAB_CACHE), shared by every clone, never the clone itself.
+GOMODCACHE = (
+    Path(
+        os.environ.get("CANARYLAB_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "canarylab"
+    )
+    / "gomod"
+)
 
 Doc = dict[str, Any]
 Render = Callable[..., list[Doc]]
@@ -65,8 +73,13 @@ def template_args(
     return args
 
 
+def _scratch_dir() -> Path:
+    GOMODCACHE.mkdir(parents=True, exist_ok=True)
+    return GOMODCACHE.parent
+
+
 def go_module_dir(module: str, version: str) -> Path:
-    """`go mod download` a pinned module into .cache/gomod and return its directory."""
+    """`go mod download` a pinned module into GOMODCACHE and return its directory."""
     go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if go is None:
         pytest.fail("go is missing: the CRD schemas come from Go modules (install Go >= 1.22)")
@@ -77,7 +90,7 @@ def go_module_dir(module: str, version: str) -> Path:
         text=True,
         check=False,
         env=env,
-        cwd=GOMODCACHE.parent,
+        cwd=_scratch_dir(),
     )
     info = json.loads(proc.stdout) if proc.stdout.strip() else {}
     if proc.returncode != 0 or "Error" in info or "Dir" not in info:
