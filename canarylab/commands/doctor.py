@@ -16,9 +16,11 @@ _COLOUR = {"ok": "\x1b[32m", "warn": "\x1b[33m", "fail": "\x1b[31m"}
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "doctor",
-        help="check this host before anything starts (Vagrant, provider, CPU, RAM, disk, ports, tools)",
-        description="Check this host for the lab (Vagrant + a provider, hardware virtualisation, "
-        "RAM/CPUs/disk for the configured lab size, VirtualBox host-only range) or for the local "
+        help="check this host before anything starts (Vagrant, provider, box, CPU, RAM, disk, ports, tools)",
+        description="Check this host for the lab (Vagrant + a provider, the box the Vagrantfile "
+        "resolves and whether it has a build for that provider and this CPU, hardware "
+        "virtualisation, RAM/CPUs/disk for the configured lab size, VirtualBox host-only range) "
+        "or for the local "
         "target (free ports, bombardier, Prometheus). Exits 1 when any check fails.",
     )
     p.add_argument(

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from canarylab.doctor.box import NO_VAGRANT, TIMEOUT, PinnedBox, VagrantConfig
 from canarylab.doctor.labsize import LabSize
 from canarylab.doctor.model import FAIL, OK, WARN, Check
 
@@ -250,3 +251,105 @@ def check_tool(
     if pinned is not None and (version is None or parse_version(version) != parse_version(pinned)):
         return Check(name, WARN, f"{path}: {shown}, pinned {pinned}", fix)
     return Check(name, OK, f"{path}: {shown}")
+
+
+def _box_fix(box: str) -> str:
+    """Choose ``box`` with no version constraint, in lab.yml or for one command."""
+    return (
+        f'set `box: {box}` and `box_version: ""` in lab.yml '
+        f"(or CANARYLAB_BOX={box} CANARYLAB_BOX_VERSION= for one command)"
+    )
+
+
+#: Where the Vagrantfile says a setting came from (its box_from / version_from).
+_FROM = {"environment": "the environment", "lab.yml": "lab.yml", "versions.yml": "versions.yml"}
+
+
+def _box_shown(box: str, version: str, box_from: str, version_from: str | None) -> str:
+    """``bento/ubuntu-24.04 202510.26.0 (pinned in versions.yml)``, or where each part came from."""
+    shown = version or "(no version constraint: the newest with a build)"
+    boxes, versions = _FROM.get(box_from, box_from), _FROM.get(version_from or "", version_from)
+    if box_from == version_from == "versions.yml":
+        where = "pinned in versions.yml"
+    elif box_from == version_from:
+        where = f"from {boxes}"
+    elif version_from is None:
+        where = f"from {boxes}; no version set (a pinned version is for the pinned box only)"
+    else:
+        where = f"box from {boxes}, version from {versions}"
+    return f"{box} {shown} ({where})"
+
+
+def _text(values: Mapping[str, object], key: str) -> str:
+    value = values.get(key)
+    return "" if value is None else str(value)
+
+
+def _box_unknown(config: VagrantConfig) -> Check:
+    """The Vagrantfile's answer is missing: why, and what to do."""
+    if config.unknown == NO_VAGRANT:
+        return Check("box", WARN, f"unknown: {config.message}", "install Vagrant (see the `vagrant` check)")
+    if config.unknown == TIMEOUT:
+        return Check(
+            "box",
+            WARN,
+            f"unknown: {config.message}",
+            "run `CANARYLAB_CONFIG_JSON=- vagrant validate` in the project to see where it hangs",
+        )
+    return Check(
+        "box",
+        FAIL,
+        f"unknown: {config.message}",
+        "fix lab.yml or the CANARYLAB_* variables it names (docs/lab.md, 'Settings'); "
+        "`vagrant validate` shows the same message",
+    )
+
+
+def check_box(config: VagrantConfig, pins: Mapping[str, PinnedBox], arch: str | None) -> Check:
+    """Is the box ``vagrant up`` will ask for known to have a build for this provider and host?
+
+    ``config`` is the Vagrantfile's own answer (CANARYLAB_CONFIG_JSON), ``pins`` the
+    ``vagrant_boxes`` of versions.yml (with the builds known to exist), ``arch`` the host's.
+    """
+    values = config.values
+    if values is None:
+        return _box_unknown(config)
+    os_name, provider, box, version = (_text(values, k) for k in ("os", "provider", "box", "box_version"))
+    box_from, version_from = _text(values, "box_from"), _text(values, "version_from") or None
+    where = f"{provider} on {arch or 'an unknown architecture'}"
+    wanted = f"{_box_shown(box, version, box_from, version_from)}, {where}"
+    pinned = pins.get(os_name)
+    if pinned is None:
+        return Check(
+            "box",
+            WARN,
+            f"{wanted}: not confirmed, versions.yml (vagrant_boxes) records no builds for os {os_name!r}",
+            f"add `vagrant_boxes.{os_name}` with its `builds` to inventory/group_vars/all/versions.yml",
+        )
+    back = (
+        "remove `box`/`box_version` from lab.yml (and unset CANARYLAB_BOX, CANARYLAB_BOX_VERSION) "
+        f"to get {pinned.box} {pinned.version}"
+    )
+    if box != pinned.box or version != pinned.version:
+        return Check(
+            "box",
+            WARN,
+            f"{wanted}: not confirmed, canarylab records builds only for {pinned.box} {pinned.version}",
+            f"nothing to do if {box} has a {provider} build for {arch or 'this host'} "
+            f"(https://portal.cloud.hashicorp.com/vagrant/discover/{box} lists them); else {back}",
+        )
+    if arch is None:
+        return Check("box", WARN, f"{wanted}: cannot tell this host's architecture", None)
+    if arch in pinned.builds.get(provider, frozenset()):
+        return Check("box", OK, f"{wanted}: bento lists this build")
+    others = sorted(p for p, archs in pinned.builds.items() if arch in archs and p != provider)
+    fix = f"use a box that has one: {_box_fix(pinned.fallback or '<a box with such a build>')}"
+    if others:
+        fix += f"; or another provider ({', '.join(others)}: `provider:` in lab.yml)"
+    return Check(
+        "box",
+        WARN,
+        f"{wanted}: bento lists no {provider} {arch} build of {pinned.box} {pinned.version}, "
+        "so `vagrant up` will not find the box",
+        fix,
+    )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from canarylab.doctor.box import host_arch
 from canarylab.doctor.checks import Provider
 from canarylab.procs import port_in_use
 
@@ -105,6 +106,8 @@ class HostFacts:
     vagrant: str | None
     providers: list[Provider] = field(default_factory=list)
     vbox_networks_conf: str | None = None
+    #: amd64 / arm64 (the names Vagrant boxes use), None when it is neither.
+    arch: str | None = None
 
 
 def _cpu_flags() -> frozenset[str] | None:
@@ -183,6 +186,7 @@ def gather_host(root: Path) -> HostFacts:
         vagrant=vagrant,
         providers=gather_providers(root, vagrant),
         vbox_networks_conf=conf,
+        arch=host_arch(),
     )
 
 

@@ -9,12 +9,15 @@ from pathlib import Path
 import yaml
 
 from canarylab.doctor import checks, facts
+from canarylab.doctor.box import PinnedBox, VagrantConfig, load_pins, vagrant_config
 from canarylab.doctor.labsize import LabSize, load_lab_size
 from canarylab.doctor.model import Check
 from canarylab_contract import LOCAL_PORTS
 
 TARGETS = ("lab", "local")
 VERSIONS_FILE = Path("inventory/group_vars/all/versions.yml")
+#: Environment variables that configure the lab (the Vagrantfile reads them).
+LAB_SETTINGS = ("CANARYLAB_", "VAGRANT_DEFAULT_PROVIDER")
 
 
 def local_ports() -> dict[str, int]:
@@ -37,10 +40,17 @@ def pinned(root: Path, key: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def lab_checks(host: facts.HostFacts, lab: LabSize) -> list[Check]:
+def lab_checks(
+    host: facts.HostFacts,
+    lab: LabSize,
+    config: VagrantConfig,
+    pins: Mapping[str, PinnedBox],
+) -> list[Check]:
+    """The lab's checks; ``config`` is the Vagrantfile's answer, ``pins`` versions.yml's boxes."""
     result = [
         checks.check_vagrant(host.vagrant),
         checks.check_providers(host.providers, lab.provider),
+        checks.check_box(config, pins, host.arch),
         checks.check_virtualisation(host.system, host.cpu_flags, host.hv_support, host.kvm_device),
         checks.check_memory(lab, host.memory_mb, host.memory_kind),
         checks.check_cpus(lab, host.cpus),
@@ -71,7 +81,10 @@ def local_checks(root: Path, in_use: set[int]) -> list[Check]:
             "prometheus",
             prometheus.path,
             prometheus.version,
-            "install Prometheus (Debian: apt install prometheus)",
+            # setup.sh unpacks Debian's prometheus package into the user cache and links it
+            # into .cache/bin; installing the package would start a system daemon on :9090.
+            "run `make setup-minimal` (or `scripts/setup.sh --minimal`) and `. scripts/env.sh`; "
+            "elsewhere put prometheus on PATH",
         ),
     ]
 
@@ -85,11 +98,25 @@ def common_checks(root: Path) -> list[Check]:
     ]
 
 
+def lab_environment(environ: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment the lab is read with: this process's, or its non-lab part plus ``environ``.
+
+    ``environ`` stands for the lab's settings (CANARYLAB_*, VAGRANT_DEFAULT_PROVIDER) alone,
+    so ``{}`` means "none set"; PATH, HOME etc. are still this process's, for vagrant.
+    """
+    if environ is None:
+        return dict(os.environ)
+    ours = {k: v for k, v in os.environ.items() if not k.startswith(LAB_SETTINGS)}
+    return {**ours, **environ}
+
+
 def run_doctor(root: Path, target: str, environ: Mapping[str, str] | None = None) -> list[Check]:
     """Gather this host's facts and run the checks of ``target`` ("lab" or "local")."""
     result = common_checks(root)
     if target == "lab":
-        result += lab_checks(facts.gather_host(root), load_lab_size(root, environ or os.environ))
+        env = lab_environment(environ)
+        config = vagrant_config(root, env)
+        result += lab_checks(facts.gather_host(root), load_lab_size(root, env), config, load_pins(root))
     else:
         result += local_checks(root, facts.ports_in_use(local_ports()))
     return result

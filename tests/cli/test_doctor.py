@@ -13,6 +13,16 @@ import pytest
 
 from canarylab.cli import main
 from canarylab.doctor import checks as c
+from canarylab.doctor.box import (
+    FAILED,
+    NO_VAGRANT,
+    TIMEOUT,
+    PinnedBox,
+    VagrantConfig,
+    host_arch,
+    load_pins,
+    vagrant_config,
+)
 from canarylab.doctor.facts import parse_plugins, providers_from
 from canarylab.doctor.labsize import LabSize, VmSize, load_lab_size
 from canarylab.doctor.run import local_checks, local_ports, run_doctor
@@ -151,6 +161,195 @@ def test_lab_size_defaults_file_and_environment(tmp_path: Path) -> None:
         load_lab_size(tmp_path, {})
 
 
+# --- the box: the Vagrantfile's answer, and whether that build is known to exist -------
+
+UBUNTU_PIN = PinnedBox(
+    "bento/ubuntu-24.04",
+    "202510.26.0",
+    {"virtualbox": frozenset({"amd64", "arm64"}), "libvirt": frozenset({"amd64"})},
+    "cloud-image/ubuntu-24.04",
+)
+PINS = {"ubuntu": UBUNTU_PIN}
+
+
+def _config(**values: object) -> VagrantConfig:
+    """What the Vagrantfile writes to CANARYLAB_CONFIG_JSON (defaults: the pin), with ``values``."""
+    written: dict[str, object] = {
+        "provider": "libvirt",
+        "os": "ubuntu",
+        "box": UBUNTU_PIN.box,
+        "box_version": UBUNTU_PIN.version,
+        "box_from": "versions.yml",
+        "version_from": "versions.yml",
+        "machines": [{"name": "cl-controller", "group": "controller", "ip": "192.168.56.10", "cpus": 2}],
+    }
+    return VagrantConfig(values={**written, **values})
+
+
+def test_box_known_build_is_ok() -> None:
+    check = c.check_box(_config(), PINS, "amd64")
+    assert check.status == "ok"
+    assert "bento/ubuntu-24.04 202510.26.0 (pinned in versions.yml), libvirt on amd64" in check.detail
+
+
+def test_box_without_a_build_for_provider_and_arch_warns_with_the_fallback() -> None:
+    check = c.check_box(_config(), PINS, "arm64")
+    assert check.status == "warn"
+    assert "no libvirt arm64 build of bento/ubuntu-24.04 202510.26.0" in check.detail
+    assert check.fix is not None
+    assert 'set `box: cloud-image/ubuntu-24.04` and `box_version: ""` in lab.yml' in check.fix
+    assert "CANARYLAB_BOX=cloud-image/ubuntu-24.04 CANARYLAB_BOX_VERSION= " in check.fix
+    assert "another provider (virtualbox" in check.fix
+
+
+def test_box_provider_with_no_builds_at_all_warns() -> None:
+    check = c.check_box(_config(provider="parallels"), PINS, "amd64")
+    assert check.status == "warn"
+    assert check.fix is not None
+    assert "(libvirt, virtualbox" in check.fix
+
+
+def test_box_of_another_name_is_not_confirmed() -> None:
+    config = _config(box="generic/debian12", box_version=None, box_from="environment", version_from=None)
+    check = c.check_box(config, PINS, "arm64")
+    assert check.status == "warn"
+    assert "generic/debian12 (no version constraint" in check.detail
+    assert "(from the environment; no version set" in check.detail
+    assert "not confirmed" in check.detail
+    assert check.fix is not None
+    assert "portal.cloud.hashicorp.com/vagrant/discover/generic/debian12" in check.fix
+
+
+def test_box_pinned_name_at_another_version_is_not_confirmed() -> None:
+    check = c.check_box(_config(box_version="202404.26.0", version_from="lab.yml"), PINS, "amd64")
+    assert check.status == "warn"
+    assert "202404.26.0 (box from versions.yml, version from lab.yml)" in check.detail
+    assert "not confirmed" in check.detail
+
+
+def test_box_on_an_unknown_architecture_warns() -> None:
+    check = c.check_box(_config(provider="virtualbox"), PINS, None)
+    assert check.status == "warn"
+    assert "cannot tell this host's architecture" in check.detail
+
+
+def test_box_for_an_os_without_recorded_builds_is_not_confirmed() -> None:
+    check = c.check_box(_config(os="debian"), PINS, "amd64")
+    assert check.status == "warn"
+    assert "records no builds for os 'debian'" in check.detail
+
+
+def test_box_unknown_without_vagrant_warns() -> None:
+    check = c.check_box(VagrantConfig(unknown=NO_VAGRANT, message="vagrant is not installed"), PINS, "amd64")
+    assert (check.status, check.detail) == ("warn", "unknown: vagrant is not installed")
+    assert check.fix is not None
+    assert "install Vagrant" in check.fix
+
+
+def test_box_unknown_when_vagrant_hangs_warns() -> None:
+    check = c.check_box(VagrantConfig(unknown=TIMEOUT, message="did not finish"), PINS, "amd64")
+    assert check.status == "warn"
+    assert check.fix is not None
+    assert "CANARYLAB_CONFIG_JSON=- vagrant validate" in check.fix
+
+
+def test_box_unknown_when_the_vagrantfile_fails() -> None:
+    message = "the Vagrantfile failed: canarylab: os fedora is not one of ubuntu, debian"
+    check = c.check_box(VagrantConfig(unknown=FAILED, message=message), PINS, "amd64")
+    assert (check.status, check.detail) == ("fail", f"unknown: {message}")
+    assert check.fix is not None
+    assert "lab.yml" in check.fix
+
+
+@pytest.mark.parametrize(
+    ("machine", "arch"),
+    [("x86_64", "amd64"), ("AMD64", "amd64"), ("arm64", "arm64"), ("aarch64", "arm64"), ("riscv64", None)],
+)
+def test_host_arch(machine: str, arch: str | None) -> None:
+    assert host_arch(machine) == arch
+
+
+# --- asking the Vagrantfile, with a stand-in `vagrant` (the real one: tests/test_vagrantfile.py)
+
+
+def _stub_vagrant(tmp_path: Path, script: str) -> dict[str, str]:
+    """An environment whose only `vagrant` runs ``script`` (sh); the lab is tmp_path."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vagrant").write_text(f"#!/bin/sh\n{script}\n")
+    (bin_dir / "vagrant").chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+def test_vagrant_config_without_vagrant(tmp_path: Path) -> None:
+    config = vagrant_config(tmp_path, {"PATH": str(tmp_path)})
+    assert (config.values, config.unknown, config.message) == (None, NO_VAGRANT, "vagrant is not installed")
+
+
+def test_vagrant_config_reads_the_json_even_when_validate_fails(tmp_path: Path) -> None:
+    """A provider whose plugin is missing: validate exits 1 after the Vagrantfile wrote the JSON."""
+    script = (
+        'echo \'{"box": "bento/ubuntu-24.04", "provider": "parallels"}\' > "$CANARYLAB_CONFIG_JSON"; exit 1'
+    )
+    config = vagrant_config(tmp_path, _stub_vagrant(tmp_path, script))
+    assert config.values == {"box": "bento/ubuntu-24.04", "provider": "parallels"}
+
+
+def test_vagrant_config_passes_the_vagrantfile_s_message(tmp_path: Path) -> None:
+    script = (
+        'echo "Vagrant failed to initialize at a very early stage:" >&2; echo >&2; '
+        'echo "canarylab: workers must be 1 - 9, not 12" >&2; exit 1'
+    )
+    config = vagrant_config(tmp_path, _stub_vagrant(tmp_path, script))
+    assert (config.unknown, config.message) == (
+        FAILED,
+        "the Vagrantfile failed: canarylab: workers must be 1 - 9, not 12",
+    )
+
+
+def test_vagrant_config_without_json_or_with_bad_json(tmp_path: Path) -> None:
+    silent = vagrant_config(tmp_path, _stub_vagrant(tmp_path, "exit 0"))
+    assert silent.unknown == FAILED
+    assert "wrote no CANARYLAB_CONFIG_JSON" in silent.message
+    (tmp_path / "bin/vagrant").write_text('#!/bin/sh\necho "{" > "$CANARYLAB_CONFIG_JSON"\n')
+    broken = vagrant_config(tmp_path, {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    assert broken.unknown == FAILED
+    assert "invalid JSON" in broken.message
+
+
+def test_vagrant_config_gives_up_after_the_timeout(tmp_path: Path) -> None:
+    config = vagrant_config(tmp_path, _stub_vagrant(tmp_path, "exec sleep 30"), timeout=0.5)
+    assert config.unknown == TIMEOUT
+    assert "0.5 s" in config.message
+
+
+def test_vagrant_config_runs_validate_in_the_project_with_a_scratch_dotfile(tmp_path: Path) -> None:
+    """cwd and VAGRANT_CWD are the project; .vagrant/ goes to a temporary directory."""
+    script = (
+        'printf \'{"box": "b", "argv": "%s", "cwd": "%s", "vagrant_cwd": "%s", "dotfile": "%s"}\' '
+        '"$*" "$PWD" "$VAGRANT_CWD" "$VAGRANT_DOTFILE_PATH" > "$CANARYLAB_CONFIG_JSON"'
+    )
+    config = vagrant_config(tmp_path, _stub_vagrant(tmp_path, script))
+    assert config.values is not None
+    assert config.values["argv"] == "validate --ignore-provider --no-color"
+    assert config.values["cwd"] == config.values["vagrant_cwd"] == str(tmp_path)
+    assert not str(config.values["dotfile"]).startswith(str(tmp_path))
+
+
+def test_every_pinned_box_records_its_builds(root: Path) -> None:
+    """Each pin says, per provider the Vagrantfile accepts, which architectures are known built."""
+    providers = {"virtualbox", "libvirt", "vmware_desktop", "parallels"}
+    pins = load_pins(root)
+    assert set(pins) == {"ubuntu", "debian"}
+    for os_name, pinned in pins.items():
+        assert set(pinned.builds) == providers, os_name
+        assert all(archs <= {"amd64", "arm64"} for archs in pinned.builds.values())
+        assert pinned.fallback
+    # what upstream says (versions.yml's comment): bento builds no arm64 libvirt box (chef/bento#1660)
+    assert "arm64" not in pins["ubuntu"].builds["libvirt"]
+    assert load_pins(root / "nowhere") == {}
+
+
 # --- the real checks on this machine ------------------------------------------------
 
 
@@ -199,7 +398,7 @@ def test_real_local_checks_see_a_busy_port(root: Path, busy_port: int) -> None:
 def test_real_lab_checks_on_this_machine(root: Path) -> None:
     """Everything is gathered for real; the outcome must agree with what the OS says."""
     found = {ch.name: ch for ch in run_doctor(root, "lab", environ={})}
-    assert {"ansible", "vagrant", "provider", "virtualisation", "memory", "cpus", "disk"} <= set(found)
+    assert {"ansible", "vagrant", "provider", "box", "virtualisation", "memory", "cpus", "disk"} <= set(found)
     version = subprocess.run(["vagrant", "--version"], capture_output=True, text=True, check=False)
     if version.returncode == 0:
         assert found["vagrant"].detail in version.stdout
@@ -209,6 +408,8 @@ def test_real_lab_checks_on_this_machine(root: Path) -> None:
     has_virt = " vmx" in flags or " svm" in flags
     assert (found["virtualisation"].status != "fail") == has_virt
     assert load_lab_size(root, {}).describe() in found["memory"].detail
+    arch = host_arch()
+    assert f"{load_lab_size(root, {}).provider} on {arch or 'an unknown architecture'}" in found["box"].detail
 
 
 def test_cli_doctor_json_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
