@@ -1,8 +1,13 @@
-"""Child processes that are always cleaned up: the local target's servers, and the tests' ones.
+"""Signals and process trees: children that are always cleaned up, and the handlers that make sure.
 
 Every child runs in its own session (process group), so stopping it also stops
 whatever it spawned.  On Linux a child also gets SIGTERM when its parent dies,
 so even a SIGKILLed engine leaves nothing behind.
+
+This module is the one place that installs signal handlers (:func:`handling`,
+:func:`signals_interrupt`, :class:`ProcessGroup`), walks the process table
+(:func:`process_table`, :func:`descendants`) and ends processes it did not start
+as children (:func:`terminate`); the engine and canarylab.runner use it.
 """
 
 from __future__ import annotations
@@ -15,17 +20,153 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
+from typing import Any
 
 import requests
 
 from canarylab.errors import CanarylabError
 
 _PR_SET_PDEATHSIG = 1
+
+#: A signal handler as ``signal.signal`` takes it.
+Handler = Callable[[int, FrameType | None], Any]
+
+
+# --- signal handlers -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def handling(signals: Iterable[int], handler: Handler) -> Iterator[None]:
+    """``handler`` for ``signals`` inside the block, the previous handlers restored after.
+
+    Only the main thread may set handlers: elsewhere this changes nothing.
+    """
+    old: dict[int, Any] = {}
+    for sig in signals:
+        with contextlib.suppress(ValueError):
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, previous)
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the block like Ctrl-C (KeyboardInterrupt), so clean-up runs."""
+    with handling((signal.SIGTERM, signal.SIGHUP), _interrupt):
+        yield
+
+
+def watch_owner(owner_pid: int | None, interval: float = 0.5) -> threading.Event:
+    """Stop this process (SIGTERM to itself) when ``owner_pid`` or the parent process goes away.
+
+    The engine runs under ansible-playbook; if whoever started it dies without
+    telling it, the engine must not keep load and servers running.  Set the
+    returned event to stop watching.
+    """
+    stop = threading.Event()
+    parent = os.getppid()
+
+    def gone() -> bool:
+        if owner_pid:
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+        return os.getppid() != parent
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            if gone():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=loop, name="owner-watch", daemon=True).start()
+    return stop
+
+
+# --- process trees (processes this one did not start as children) ----------------------------
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (ppid, command line) of every visible process (/proc on Linux, ps elsewhere)."""
+    table: dict[int, tuple[int, str]] = {}
+    proc = Path("/proc")
+    if (proc / "self" / "stat").exists():
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            table[int(entry.name)] = (ppid, cmd)
+        return table
+    ps = ["ps", "-A", "-o", "pid=,ppid=,command="]
+    out = subprocess.run(ps, capture_output=True, text=True, check=False)
+    for line in out.stdout.splitlines():
+        fields = line.split(None, 2)
+        if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+            table[int(fields[0])] = (int(fields[1]), fields[2] if len(fields) > 2 else "")
+    return table
+
+
+def descendants(
+    parent: int, table: Mapping[int, tuple[int, str]], child_matches: Callable[[str], bool] | None = None
+) -> list[int]:
+    """The children of ``parent`` whose command line ``child_matches`` (all when None), and all
+    their descendants, whatever session they moved to; parents before their children."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    tree = [pid for pid in children.get(parent, []) if child_matches is None or child_matches(table[pid][1])]
+    i = 0
+    while i < len(tree):
+        tree.extend(children.get(tree[i], []))
+        i += 1
+    return tree
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    with contextlib.suppress(OSError, IndexError):  # a zombie is gone already
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+    return True
+
+
+def terminate(pids: Sequence[int], grace: float = 5.0) -> None:
+    """SIGTERM to every pid, then SIGKILL whatever is still there after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+# --- children ------------------------------------------------------------------------------
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -162,7 +303,7 @@ class ProcessGroup:
 
     processes: list[ManagedProcess] = field(default_factory=list)
     stop_timeout: float = STOP_TIMEOUT
-    _old_handlers: dict[int, object] = field(default_factory=dict)
+    _old_handlers: dict[int, Any] = field(default_factory=dict)
     #: signals that arrived while stopping (held off, see stop_all)
     held_signals: list[int] = field(default_factory=list)
 
@@ -175,19 +316,11 @@ class ProcessGroup:
     def _signals_held(self) -> Iterator[None]:
         """SIGTERM and SIGINT are recorded in ``held_signals`` instead of interrupting; restored after."""
 
-        def hold(signum: int, _frame: object) -> None:
+        def hold(signum: int, _frame: FrameType | None) -> None:
             self.held_signals.append(signum)
 
-        old: dict[int, object] = {}
-        for sig in (int(signal.SIGTERM), int(signal.SIGINT)):
-            with contextlib.suppress(ValueError):  # only the main thread may set handlers
-                old[sig] = signal.signal(sig, hold)
-        try:
+        with handling((signal.SIGTERM, signal.SIGINT), hold):
             yield
-        finally:
-            for sig, handler in old.items():
-                with contextlib.suppress(ValueError, TypeError):
-                    signal.signal(sig, handler)  # type: ignore[arg-type]
 
     def stop_all(self, timeout: float | None = None) -> None:
         """SIGTERM to every running process, one shared deadline, then SIGKILL; not interruptible."""
@@ -208,7 +341,7 @@ class ProcessGroup:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.popen.wait(KILL_WAIT)
 
-    def _on_sigterm(self, signum: int, _frame: object) -> None:
+    def _on_sigterm(self, signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     def __enter__(self) -> ProcessGroup:
@@ -226,7 +359,7 @@ class ProcessGroup:
         self.stop_all()
         for signum, handler in self._old_handlers.items():
             with contextlib.suppress(ValueError, TypeError):
-                signal.signal(signum, handler)  # type: ignore[arg-type]
+                signal.signal(signum, handler)
         self._old_handlers.clear()
         if exc_type is None and len(self.held_signals) > held:
             # a stop was asked for while cleaning up after a normal exit: honour it now

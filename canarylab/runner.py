@@ -19,11 +19,9 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any
 
 from canarylab.errors import CanarylabError
 from canarylab.paths import project_root
+from canarylab.procs import descendants, handling, process_table, terminate
 from canarylab.progress import TASK_START_EVENTS, ProgressView, make_progress
 
 #: How many private data dirs to keep under .cache/runner/ (older ones are removed).
@@ -273,68 +272,13 @@ def _scrub_command_artifact(artifact_dir: Path) -> None:
 # --- cancellation -----------------------------------------------------------------------
 
 
-def process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (ppid, command line) of every visible process (/proc on Linux, ps elsewhere)."""
-    table: dict[int, tuple[int, str]] = {}
-    proc = Path("/proc")
-    if (proc / "self" / "stat").exists():
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            table[int(entry.name)] = (ppid, cmd)
-        return table
-    ps = ["ps", "-A", "-o", "pid=,ppid=,command="]
-    out = subprocess.run(ps, capture_output=True, text=True, check=False)
-    for line in out.stdout.splitlines():
-        fields = line.split(None, 2)
-        if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
-            table[int(fields[0])] = (int(fields[1]), fields[2] if len(fields) > 2 else "")
-    return table
-
-
 def playbook_tree(parent: int, table: Mapping[int, tuple[int, str]]) -> list[int]:
     """The ansible-playbook children of ``parent`` and all their descendants.
 
     Ansible's workers call setsid(), so killing ansible-playbook's process group
     (what ansible-runner does on cancel) leaves the tasks' commands running.
     """
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    tree = [pid for pid in children.get(parent, []) if "ansible-playbook" in table[pid][1]]
-    i = 0
-    while i < len(tree):
-        tree.extend(children.get(tree[i], []))
-        i += 1
-    return tree
-
-
-def terminate(pids: list[int], grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL whatever is still there after ``grace`` seconds."""
-
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        with contextlib.suppress(OSError, IndexError):  # a zombie is gone already
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
-        return True
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while any(alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    return descendants(parent, table, lambda cmdline: "ansible-playbook" in cmdline)
 
 
 @dataclass
@@ -364,17 +308,9 @@ class _Cancel:
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
 
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
+    def installed(self) -> contextlib.AbstractContextManager[None]:
+        """SIGINT and SIGTERM set the flag while the playbook runs (main thread only)."""
+        return handling((signal.SIGINT, signal.SIGTERM), self._handler)
 
 
 # --- the entry point ---------------------------------------------------------------------

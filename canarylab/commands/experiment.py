@@ -24,10 +24,13 @@ from typing import Any
 from rich.console import Console
 
 from canarylab.errors import CanarylabError
-from canarylab.experiment import EXIT_ERROR, VERDICT_EXIT_CODES
 from canarylab.experiment import events as ev
+from canarylab.experiment import results as res
 from canarylab.experiment.spec import load_spec, parse_duration
+from canarylab.experiment.targets import TARGETS
+from canarylab.experiment.vocabulary import exit_code
 from canarylab.paths import project_root
+from canarylab.runner import run_playbook
 
 PLAYBOOK = "experiment.yml"
 LOCAL_INVENTORY = "inventory/local.yml"
@@ -46,7 +49,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     r.add_argument("spec", type=Path, help="experiment file, e.g. experiments/threads-4-vs-16.yml")
     r.add_argument(
-        "--target", choices=("local", "lab"), default="local", help="where it runs (default: local)"
+        "--target",
+        choices=TARGETS,
+        default="local",
+        help="where it runs: local (127.0.0.1) or lab (the provisioned cluster); default: local",
     )
     r.add_argument("--duration", help="per repetition, overrides the spec (e.g. 30s, 2m)")
     r.add_argument("--warmup", help="warm-up before the first repetition, overrides the spec (e.g. 5s)")
@@ -131,9 +137,8 @@ def _ansible_printer(console: Console) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from canarylab.experiment import results as res  # noqa: PLC0415
+    # numpy, rich tables and the analysis, only when a run needs them (not for `canarylab --help`)
     from canarylab.experiment.report import verdict_table  # noqa: PLC0415
-    from canarylab.runner import run_playbook  # noqa: PLC0415
 
     root = project_root()
     args.spec = args.spec.resolve()
@@ -159,10 +164,9 @@ def _run(args: argparse.Namespace) -> int:
                 "canarylab_calibrate": bool(args.calibrate),
             }
         )
-        if args.target == "lab":
-            extravars["canarylab_target"] = "lab"
-            if args.target_file:
-                extravars["canarylab_target_file"] = str(args.target_file.resolve())
+        extravars["canarylab_target"] = args.target
+        if args.target == "lab" and args.target_file:
+            extravars["canarylab_target_file"] = str(args.target_file.resolve())
         printer = _ProgressPrinter(console)
         stop = threading.Event()
         tail = threading.Thread(target=_tail, args=(progress, printer, stop), name="progress", daemon=True)
@@ -196,4 +200,4 @@ def _run(args: argparse.Namespace) -> int:
     console.print()
     console.print(verdict_table(summary))
     console.print(f"report: {printer.run_dir / res.REPORT}")
-    return VERDICT_EXIT_CODES.get(str(summary.get("verdict")), EXIT_ERROR)
+    return exit_code(summary.get("verdict"))

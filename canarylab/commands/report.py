@@ -12,6 +12,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from canarylab.experiment import results as res
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -30,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from canarylab.experiment import results as res  # noqa: PLC0415
+    # numpy, rich tables and the analysis, only when a report is rendered (not for `canarylab --help`)
     from canarylab.experiment.report import reanalyse, render_all, verdict_table  # noqa: PLC0415
 
     run_dir = res.find_run_dir(args.results_dir)

@@ -2,21 +2,27 @@
 
 ``python -m canarylab.experiment`` is its entry point; ``canarylab experiment run``
 and ``ansible-playbook experiment.yml`` both end up there (see docs/experiment.md).
+The exit codes and verdict names are defined in :mod:`.vocabulary` (re-exported here).
 """
 
 from __future__ import annotations
 
-#: Exit codes of the engine and of ``canarylab experiment run``.
-EXIT_PASS = 0
-EXIT_FAIL = 1
-EXIT_ERROR = 2
-EXIT_INCONCLUSIVE = 3
-EXIT_INVALID = 4
-EXIT_INTERRUPTED = 130
+from canarylab.experiment.vocabulary import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_PASS,
+    VERDICT_EXIT_CODES,
+)
 
-VERDICT_EXIT_CODES: dict[str, int] = {
-    "PASS": EXIT_PASS,
-    "FAIL": EXIT_FAIL,
-    "INCONCLUSIVE": EXIT_INCONCLUSIVE,
-    "INVALID": EXIT_INVALID,
-}
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FAIL",
+    "EXIT_INCONCLUSIVE",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_PASS",
+    "VERDICT_EXIT_CODES",
+]

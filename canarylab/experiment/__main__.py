@@ -13,9 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from canarylab.errors import CanarylabError
-from canarylab.experiment import EXIT_ERROR, EXIT_INTERRUPTED
 from canarylab.experiment import events as ev
+from canarylab.experiment.engine import EngineOptions, run_experiment
+from canarylab.experiment.report import verdict_line
 from canarylab.experiment.spec import load_spec, parse_duration
+from canarylab.experiment.targets import TARGETS
+from canarylab.experiment.vocabulary import EXIT_ERROR, EXIT_INTERRUPTED
+from canarylab.paths import project_root
+from canarylab.procs import watch_owner
 
 
 def _duration(text: str) -> float:
@@ -33,7 +38,9 @@ def _optional(text: str) -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m canarylab.experiment", description=__doc__.splitlines()[0])
     p.add_argument("spec", type=Path, help="experiment file, e.g. experiments/threads-4-vs-16.yml")
-    p.add_argument("--target", choices=("local", "lab"), default="local")
+    p.add_argument(
+        "--target", choices=TARGETS, default="local", help="where it runs (lab: the provisioned cluster)"
+    )
     p.add_argument("--target-file", type=_optional, default=None, help="lab target file (YAML)")
     p.add_argument("--results-dir", type=Path, default=None, help="parent of the run directory (./results)")
     p.add_argument("--progress-file", type=_optional, default=None, help="append events here as JSON lines")
@@ -69,10 +76,6 @@ def _dur(name: str, text: str | None) -> float | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from canarylab.experiment.engine import EngineOptions, run_experiment, watch_owner  # noqa: PLC0415
-    from canarylab.experiment.report import verdict_line  # noqa: PLC0415
-    from canarylab.paths import project_root  # noqa: PLC0415
-
     listeners: list[ev.Listener] = []
     writer = None
     running = False

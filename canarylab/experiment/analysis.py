@@ -29,7 +29,6 @@ from canarylab.experiment.collect import RepetitionCollection
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.spec import ExperimentSpec
 from canarylab.experiment.stats import (
-    STAT_NAMES,
     ChangeEstimate,
     Histogram,
     block_bootstrap,
@@ -38,6 +37,7 @@ from canarylab.experiment.stats import (
     spread,
 )
 from canarylab.experiment.verdict import SeedResult, VariantHealth, decide
+from canarylab.experiment.vocabulary import INVALID, STATISTICS, seconds_to_ms
 
 #: Repetitions from which the across-repetition bootstrap decides.
 MIN_REPETITIONS_ACROSS = 3
@@ -46,10 +46,6 @@ N_BOOT = 2000
 MIN_BLOCKS = 5
 #: A job scraped less often than this gets a warning in the summary.
 SCRAPE_WARN = 0.9
-
-
-def _ms(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(x * 1000.0, 3)
 
 
 def _finite(x: float | None) -> float | None:
@@ -100,9 +96,9 @@ def _client_summary(results: Sequence[LoadResult]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for stat in ("p50", "p90", "p95", "p99"):
         values = [s[stat] for s in per_rep if math.isfinite(s[stat])]
-        out[f"{stat}_ms"] = _ms(float(np.mean(values))) if values else None
+        out[f"{stat}_ms"] = seconds_to_ms(float(np.mean(values))) if values else None
     maxima = [s["max"] for s in per_rep if math.isfinite(s["max"])]
-    out["max_ms"] = _ms(max(maxima)) if maxima else None
+    out["max_ms"] = seconds_to_ms(max(maxima)) if maxima else None
     return out
 
 
@@ -192,22 +188,22 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
                 "metric": c.APP_MODEL_RESPONSE_SECONDS,
                 "source": "Prometheus histogram (bucket increases over the repetition windows)",
                 **(
-                    {f"{s}_ms": _ms(app_hist.stat(s)) for s in ("p50", "p90", "p95", "p99")}
+                    {f"{s}_ms": seconds_to_ms(app_hist.stat(s)) for s in ("p50", "p90", "p95", "p99")}
                     if app_hist
                     else {}
                 ),
-                "max_ms": _ms(app_hist.max_bound()) if app_hist else None,
+                "max_ms": seconds_to_ms(app_hist.max_bound()) if app_hist else None,
                 "max_exact": False,
                 "requests": round(app_hist.total) if app_hist else 0,
             },
             "processing": {
                 "metric": c.MODEL_PROCESSING_SECONDS,
                 **(
-                    {f"{s}_ms": _ms(proc_hist.stat(s)) for s in ("p50", "p90", "p95", "p99")}
+                    {f"{s}_ms": seconds_to_ms(proc_hist.stat(s)) for s in ("p50", "p90", "p95", "p99")}
                     if proc_hist
                     else {}
                 ),
-                "max_ms": _ms(max(proc_max_f)) if proc_max_f else None,
+                "max_ms": seconds_to_ms(max(proc_max_f)) if proc_max_f else None,
                 "max_exact": not proc_gaps,
                 "scrape_gap_s": round(max(proc_gaps), 3) if proc_gaps else None,
                 "max_source": c.MODEL_PROCESSING_WINDOW_MAX_SECONDS,
@@ -218,14 +214,16 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
                     "achieved_rps": _finite(r.achieved_rps),
                     "requests": r.total,
                     "errors": r.variant_errors,
-                    "client": {f"{k}_ms": _ms(x) for k, x in r.stats().items()},
+                    "client": {f"{k}_ms": seconds_to_ms(x) for k, x in r.stats().items()},
                     "server": {
-                        f"{s}_ms": _ms(reps[i].window_values.get(f"app_response_{s}", {}).get(v, math.nan))
+                        f"{s}_ms": seconds_to_ms(
+                            reps[i].window_values.get(f"app_response_{s}", {}).get(v, math.nan)
+                        )
                         for s in ("p50", "p90", "p95", "p99")
                     }
                     if i < len(reps)
                     else {},
-                    "processing_max_ms": _ms(proc_max[i]) if i < len(proc_max) else None,
+                    "processing_max_ms": seconds_to_ms(proc_max[i]) if i < len(proc_max) else None,
                 }
                 for i, r in enumerate(results)
             ],
@@ -233,9 +231,10 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
         if len(results) >= 2:
             entry["spread"] = {
                 f"{s}_ms": {
-                    k: _ms(x) if k != "n" else x for k, x in spread([r.stats()[s] for r in results]).items()
+                    k: seconds_to_ms(x) if k != "n" else x
+                    for k, x in spread([r.stats()[s] for r in results]).items()
                 }
-                for s in STAT_NAMES
+                for s in STATISTICS
             }
         out_variants[v] = entry
 
@@ -243,13 +242,13 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
     request_level: dict[str, ChangeEstimate] = {}
     hb, hc = pooled_histogram(reps, "app_response", base), pooled_histogram(reps, "app_response", cand)
     if hb is not None and hc is not None and hb.total > 0 and hc.total > 0:
-        for s in STAT_NAMES:
+        for s in STATISTICS:
             request_level[s] = bootstrap_histograms(hb, hc, s, rng, n_boot=N_BOOT, confidence=conf)
     blocks_b, blocks_c = paired_blocks(reps, base, cand)
     within: dict[str, ChangeEstimate] = {}
     if len(blocks_b) >= MIN_BLOCKS:
         block_s = float(np.mean([r.block_seconds for r in reps])) if reps else None
-        for s in STAT_NAMES:
+        for s in STATISTICS:
             within[s] = block_bootstrap(
                 blocks_b, blocks_c, s, rng, n_boot=N_BOOT, confidence=conf, block_seconds=block_s
             )
@@ -258,7 +257,7 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
     across: dict[str, ChangeEstimate] = {}
     cb, cc = client.get(base, []), client.get(cand, [])
     if len(cb) >= MIN_REPETITIONS_ACROSS and len(cb) == len(cc):
-        for s in STAT_NAMES:
+        for s in STATISTICS:
             across[s] = paired_t_repetitions(
                 [r.stats()[s] for r in cb], [r.stats()[s] for r in cc], s, confidence=conf
             )
@@ -347,7 +346,7 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
                     (out_variants[cand][f"{s}_ms"] or math.nan) / (out_variants[base][f"{s}_ms"] or math.nan)
                     - 1
                 )
-                for s in STAT_NAMES
+                for s in STATISTICS
             },
         },
         "seed_criterion": {
@@ -360,21 +359,21 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
                 if seed.source == "processing"
                 else "exact maximum latency measured by the client (bombardier)"
             ),
-            "baseline_max_ms": _ms(seed.baseline_max),
-            "candidate_max_ms": _ms(seed.candidate_max),
+            "baseline_max_ms": seconds_to_ms(seed.baseline_max),
+            "candidate_max_ms": seconds_to_ms(seed.candidate_max),
             "change": _finite(seed.change),
             "met": seed.met,
             "result": seed.result,
             "deciding": False,
             "client": {
-                "baseline_max_ms": _ms(seed_client.baseline_max),
-                "candidate_max_ms": _ms(seed_client.candidate_max),
+                "baseline_max_ms": seconds_to_ms(seed_client.baseline_max),
+                "candidate_max_ms": seconds_to_ms(seed_client.candidate_max),
                 "change": _finite(seed_client.change),
                 "met": seed_client.met,
             },
         },
         "validity": {
-            "valid": verdict.verdict != "INVALID",
+            "valid": verdict.verdict != INVALID,
             "min_achieved_rate": spec.criteria.min_achieved_rate,
             "achieved_rate_definition": (
                 "requests the generator sent (answered, failed or timed out) / configured duration"

@@ -20,10 +20,7 @@ from typing import Any
 
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.spec import CalibrationSpec
-
-
-def _ms(x: float) -> float | None:
-    return round(x * 1000, 3) if math.isfinite(x) else None
+from canarylab.experiment.vocabulary import seconds_to_ms
 
 
 def next_rate(rate: int, growth: float) -> int:
@@ -40,7 +37,7 @@ def calibrate(cal: CalibrationSpec, step: Callable[[int, int], LoadResult]) -> d
             "step": 0,
             "rate": cal.unloaded_rate,
             "role": "unloaded",
-            "p95_ms": _ms(base_p95),
+            "p95_ms": seconds_to_ms(base_p95),
             "errors": unloaded.variant_errors,
             "achieved_rps": unloaded.achieved_rps,
         }
@@ -58,7 +55,7 @@ def calibrate(cal: CalibrationSpec, step: Callable[[int, int], LoadResult]) -> d
                 "step": i,
                 "rate": rate,
                 "role": "search",
-                "p95_ms": _ms(p95),
+                "p95_ms": seconds_to_ms(p95),
                 "p95_vs_unloaded": (p95 / base_p95) if base_p95 > 0 and math.isfinite(p95) else None,
                 "errors": r.variant_errors,
                 "achieved_rps": r.achieved_rps,
@@ -90,7 +87,7 @@ def calibrate(cal: CalibrationSpec, step: Callable[[int, int], LoadResult]) -> d
     return {
         "chosen_rate": chosen,
         "reason": reason,
-        "unloaded_p95_ms": _ms(base_p95),
+        "unloaded_p95_ms": seconds_to_ms(base_p95),
         "p95_factor": cal.p95_factor,
         "steps": steps,
         "seconds": round(time.monotonic() - started, 3),

@@ -14,27 +14,27 @@ out, also on an error, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
-import signal
+import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import canarylab_contract as c
 from canarylab import queries as q
+from canarylab.dashboard.annotations import URL_ENV, GrafanaAnnotator, annotator_from_env
 from canarylab.errors import CanarylabError
-from canarylab.experiment import VERDICT_EXIT_CODES
 from canarylab.experiment import events as ev
 from canarylab.experiment import results as res
 from canarylab.experiment.analysis import analyse
+from canarylab.experiment.calibrate import calibrate
 from canarylab.experiment.collect import RepetitionCollection, collect_repetition
-from canarylab.experiment.lab import LabTarget
 from canarylab.experiment.load import (
     LoadResult,
     RunningLoad,
@@ -43,10 +43,12 @@ from canarylab.experiment.load import (
     review_body,
     start_load,
 )
-from canarylab.experiment.local import Endpoint, LocalTarget, VariantConfig
 from canarylab.experiment.prometheus import PrometheusClient, PrometheusError, by_label, wait_scraped_after
-from canarylab.experiment.spec import ExperimentSpec
-from canarylab.procs import ProcessGroup
+from canarylab.experiment.report import render_all
+from canarylab.experiment.spec import ExperimentSpec, connections_for
+from canarylab.experiment.targets import Target, TargetFactory, TargetRequest, registry
+from canarylab.experiment.vocabulary import exit_code
+from canarylab.procs import ProcessGroup, signals_interrupt
 
 #: How often a progress event is emitted while load runs.
 PROGRESS_EVERY = 2.0
@@ -54,20 +56,13 @@ PROGRESS_EVERY = 2.0
 LOAD_GRACE = 30.0
 
 
-class Target(Protocol):
-    kind: str
-    endpoints: dict[str, Endpoint]
-    prometheus_url: str
-    selector: str
-
-    def problems(self) -> dict[str, list[str]]: ...
-    def describe(self) -> dict[str, Any]: ...
-
-
 @dataclass
 class EngineOptions:
     results_root: Path
+    #: a kind of ``factories``: one of targets.TARGETS unless a caller adds its own
     target: str = "local"
+    #: kind -> factory (the registry's; a test may add a stand-in kind)
+    factories: Mapping[str, TargetFactory] = field(default_factory=lambda: registry.FACTORIES)
     target_file: Path | None = None
     calibrate: bool = False
     bombardier: str | None = None
@@ -89,61 +84,7 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        return VERDICT_EXIT_CODES.get(str(self.summary.get("verdict")), 2)
-
-
-def _scrape_seconds(interval: str) -> float:
-    from canarylab.experiment.spec import parse_duration  # noqa: PLC0415
-
-    return parse_duration(interval)
-
-
-@contextlib.contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the run like Ctrl-C (KeyboardInterrupt), so cleanup runs."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old: dict[signal.Signals, Any] = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError):
-            old[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            with contextlib.suppress(ValueError, TypeError):
-                signal.signal(sig, h)
-
-
-def watch_owner(owner_pid: int | None, interval: float = 0.5) -> threading.Event:
-    """Stop this process (SIGTERM to itself) when ``owner_pid`` or the parent process goes away.
-
-    The engine runs under ansible-playbook; if whoever started it dies without
-    telling it, the engine must not keep load and servers running.
-    """
-    stop = threading.Event()
-    parent = os.getppid()
-
-    def gone() -> bool:
-        if owner_pid:
-            try:
-                os.kill(owner_pid, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                pass
-        return os.getppid() != parent
-
-    def loop() -> None:
-        while not stop.wait(interval):
-            if gone():
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-
-    threading.Thread(target=loop, name="owner-watch", daemon=True).start()
-    return stop
+        return exit_code(self.summary.get("verdict"))
 
 
 class Runner:
@@ -154,9 +95,22 @@ class Runner:
         self.opts = opts
         self.bus = bus
         self.run_dir = run_dir
-        self.scrape_s = _scrape_seconds(opts.scrape_interval)
         self.client: PrometheusClient | None = None
         self.bombardier = self._find_bombardier(opts.bombardier)
+        self.target = registry.create(
+            opts.target,
+            TargetRequest(
+                spec=spec,
+                workdir=run_dir / res.TARGET_DIR,
+                target_file=opts.target_file,
+                scrape_interval=opts.scrape_interval,
+                prometheus_bin=opts.prometheus,
+                rules_file=opts.rules_file,
+                model_cache=opts.model_cache,
+                on_status=self._status,
+            ),
+            opts.factories,
+        )
         self.client_results: dict[str, list[LoadResult]] = {v.name: [] for v in spec.variants}
         self.collections: list[RepetitionCollection] = []
         self.target_restarts: dict[str, list[str]] = {v.name: [] for v in spec.variants}
@@ -181,8 +135,6 @@ class Runner:
 
     @staticmethod
     def _find_bombardier(explicit: str | None) -> str:
-        import shutil  # noqa: PLC0415
-
         if explicit:
             found = explicit if Path(explicit).is_file() else shutil.which(explicit)
             if found:
@@ -198,30 +150,6 @@ class Runner:
                 "or `make setup-minimal`",
             )
         return found
-
-    # --- target ------------------------------------------------------------------------
-
-    def make_target(self) -> LocalTarget | LabTarget:
-        if self.opts.target == "lab":
-            if not self.opts.target_file:
-                raise CanarylabError(
-                    "the lab target needs a target file", "pass --target-file (the lab preflight writes it)"
-                )
-            return LabTarget.from_file(self.opts.target_file)
-        variants = {
-            v.name: VariantConfig(name=v.name, threads=v.threads, env=dict(v.env), app_env=dict(v.app_env))
-            for v in self.spec.variants
-        }
-        return LocalTarget(
-            variants,
-            self.run_dir / res.TARGET_DIR,
-            scrape_interval=self.opts.scrape_interval,
-            prometheus_bin=self.opts.prometheus,
-            rules_file=self.opts.rules_file,
-            model_cache=self.opts.model_cache,
-            on_status=self._status,
-            wait_for_scrapes=False,  # overlapped with the warm-up: see wait_scraping below
-        )
 
     # --- load ----------------------------------------------------------------------------
 
@@ -252,8 +180,6 @@ class Runner:
         load = self.spec.load
         connections = load.connections or 0
         if not connections:
-            from canarylab.experiment.spec import connections_for  # noqa: PLC0415
-
             connections = connections_for(rate, load.timeout)
         running: list[RunningLoad] = []
         body = review_body(load.review)
@@ -329,8 +255,6 @@ class Runner:
     # --- phases ------------------------------------------------------------------------------
 
     def calibrate(self, group: ProcessGroup, target: Target) -> int:
-        from canarylab.experiment.calibrate import calibrate  # noqa: PLC0415
-
         def step(rate: int, step: int) -> LoadResult:
             return self.load_phase(
                 group,
@@ -351,13 +275,10 @@ class Runner:
         )
         return rate
 
-    def scrape_seconds(self, target: Target) -> float:
-        """The scrape interval of the target's Prometheus: the local one's, or the lab file's."""
-        return self.scrape_s if isinstance(target, LocalTarget) else getattr(target, "scrape_seconds", 5.0)
-
-    def min_block(self, target: Target) -> float:
+    @staticmethod
+    def min_block(target: Target) -> float:
         """Time blocks must hold at least one scrape of the target's Prometheus."""
-        return self.scrape_seconds(target)
+        return target.scrape_seconds()
 
     def quiet_before(self, target: Target, rep: int) -> None:
         """Before a measured repetition, let the previous load (calibration, warm-up or the
@@ -372,14 +293,14 @@ class Runner:
         """
         if self.last_load_end is None:
             return
-        until = self.last_load_end + c.PROCESSING_MAX_WINDOW_SECONDS + self.scrape_seconds(target)
+        until = self.last_load_end + c.PROCESSING_MAX_WINDOW_SECONDS + target.scrape_seconds()
         wait = until - time.time()
         if wait > 0:
             self.bus.emit(
                 ev.SETUP,
                 f"repetition {rep}: waiting {wait:.1f}s so that the previous load leaves the "
                 f"processing maximum ({c.PROCESSING_MAX_WINDOW_SECONDS:g}s rolling window + one "
-                f"{self.scrape_seconds(target):g}s scrape)",
+                f"{target.scrape_seconds():g}s scrape)",
                 repetition=rep,
                 data={"phase": "quiet", "seconds": round(wait, 3), "previous_load_end": self.last_load_end},
             )
@@ -391,24 +312,20 @@ class Runner:
         """Wait until Prometheus has scraped every target after the load ended; return the window end."""
         if self.client is None:
             return time.time()
-        if isinstance(target, LocalTarget):
-            jobs = "|".join(t.job for t in target.scrape_targets())
-            matchers, timeout = f'job=~"{jobs}"', 3 * self.scrape_s + 5
-        else:  # the lab's scrape interval is its own: up to a minute
-            matchers, timeout = target.selector, 65.0
-        return wait_scraped_after(self.client, matchers, load_end, timeout) + 0.05
+        check = target.scrape_check()
+        return wait_scraped_after(self.client, check.matchers, load_end, check.timeout) + 0.05
 
     def run(self) -> dict[str, Any]:
         spec = self.spec
         names = [v.name for v in spec.variants]
         self.bus.emit(ev.SETUP, f"{self.opts.target} target: setting up")
-        target = self.make_target()
-        with ProcessGroup() as loads, target:
-            t: Target = target
+        target = self.target
+        with ProcessGroup() as loads, target as t:
             self.client = PrometheusClient(t.prometheus_url)
-            pids = {n: p.pid for n, p in target.processes.items()} if isinstance(target, LocalTarget) else {}
             self.bus.emit(
-                ev.READY, "all services and Prometheus are ready", data={"ports": target.ports, "pids": pids}
+                ev.READY,
+                "all services and Prometheus are ready",
+                data={"ports": dict(t.ports), "pids": t.pids()},
             )
             if self.opts.calibrate:
                 rate = self.calibrate(loads, t)
@@ -428,9 +345,8 @@ class Runner:
                     files={v: res.load_file("warmup", v) for v in names},
                     progress_total=total,
                 )
-            if isinstance(target, LocalTarget):
-                target.wait_scraping()  # every target scraped before the first measured second
-                self.bus.emit(ev.SETUP, "Prometheus scrapes all four targets")
+            t.wait_scraping()  # every target scraped before the first measured second
+            self.bus.emit(ev.SETUP, "Prometheus scrapes every target")
             for rep in range(1, spec.repetitions + 1):
                 self.quiet_before(t, rep)  # after calibration, warm-up or the previous repetition
                 start = time.time()
@@ -457,13 +373,9 @@ class Runner:
                 res.write_json(self.run_dir / res.PROM_DIR / f"rep{rep}.json", coll.to_dict())
                 for v, problems in t.problems().items():
                     self.target_restarts.setdefault(v, []).extend(f"repetition {rep}: {p}" for p in problems)
-            environment = self.environment(target)
+            environment = self.environment(t)
             self._write_raw_queries()
-        if isinstance(target, LocalTarget):
-            with contextlib.suppress(OSError):
-                import shutil  # noqa: PLC0415
-
-                shutil.rmtree(target.workdir / "prometheus" / "tsdb", ignore_errors=True)
+        target.clean_up()
         res.write_json(self.run_dir / res.ENVIRONMENT, environment)
         self.bus.emit(ev.ANALYSE, "computing statistics, uncertainty and the verdict")
         return analyse(spec, self.client_results, self.collections, target_restarts=self.target_restarts)
@@ -471,15 +383,13 @@ class Runner:
     def _write_raw_queries(self) -> None:
         if self.client is None:
             return
-        import json  # noqa: PLC0415
-
         path = self.run_dir / res.RAW_QUERIES
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as f:
             for entry in self.client.log:
                 f.write(json.dumps(res.clean(entry)) + "\n")
 
-    def environment(self, target: LocalTarget | LabTarget) -> dict[str, Any]:
+    def environment(self, target: Target) -> dict[str, Any]:
         spec = self.spec
         self._background[0].join(30)
         return {
@@ -513,7 +423,7 @@ class Runner:
 def _preload_plotting() -> None:
     """Import matplotlib while the load runs, so the report does not wait for it."""
     with contextlib.suppress(Exception):
-        import canarylab.experiment.plots  # noqa: F401, PLC0415
+        import canarylab.experiment.plots  # noqa: F401, PLC0415 - matplotlib is slow: off the main thread
 
 
 def run_experiment(
@@ -524,22 +434,21 @@ def run_experiment(
     on_run_dir: Callable[[Path], None] | None = None,
 ) -> RunOutcome:
     """Run ``spec`` end to end and write its results; see the module docstring."""
-    from canarylab.experiment.report import render_all  # noqa: PLC0415
-
     started = time.time()
     run_dir = res.make_run_dir(opts.results_root, spec.name, started)
     if on_run_dir:
         on_run_dir(run_dir)
     events_writer = ev.ProgressFileWriter(run_dir / res.EVENTS)
     bus = ev.EventBus([*listeners, events_writer])
-    annotator = _annotator(run_dir.name, opts)
-    if annotator is not None:
-        bus.add(annotator)
+    annotator: GrafanaAnnotator | None = None
     bus.emit(ev.ENGINE, "engine started", data={"pid": os.getpid(), "run_dir": str(run_dir)})
     res.write_yaml(run_dir / res.SPEC, spec.to_dict())
     try:
         with signals_interrupt():
             runner = Runner(spec, opts, bus, run_dir)
+            annotator = _annotator(run_dir.name, runner.target.grafana_url)
+            if annotator is not None:
+                bus.add(annotator)
             analysis = runner.run()
             finished = time.time()
             summary: dict[str, Any] = {
@@ -602,18 +511,11 @@ def run_experiment(
         events_writer.close()
 
 
-def _annotator(run: str, opts: EngineOptions) -> Any:
-    """The dashboard issue's Grafana annotator, when Grafana is known (env or lab target file)."""
-    try:
-        from canarylab.dashboard.annotations import URL_ENV, annotator_from_env  # noqa: PLC0415
-    except ImportError:
-        return None
+def _annotator(run: str, grafana_url: str | None) -> GrafanaAnnotator | None:
+    """The Grafana annotator, when Grafana is known: CANARYLAB_GRAFANA_URL, else the target's."""
     env = dict(os.environ)
-    if opts.target == "lab" and opts.target_file and URL_ENV not in env:
-        with contextlib.suppress(CanarylabError):
-            grafana = LabTarget.from_file(opts.target_file).grafana_url
-            if grafana:
-                env[URL_ENV] = grafana
+    if grafana_url and URL_ENV not in env:
+        env[URL_ENV] = grafana_url
     try:
         return annotator_from_env(run, env)
     except CanarylabError as err:

@@ -35,6 +35,7 @@ from typing import Any
 import canarylab_contract as c
 from canarylab.errors import CanarylabError
 from canarylab.experiment.spec import format_duration
+from canarylab.experiment.vocabulary import QUANTILES
 from canarylab.procs import ManagedProcess, ProcessGroup, _die_with_parent
 
 #: Substrings of bombardier error descriptions that mean "nobody listening there": the
@@ -163,13 +164,7 @@ class LoadResult:
 
     def stats(self) -> dict[str, float]:
         """p50/p90/p95/p99/max in seconds, exact as bombardier measured them."""
-        return {
-            "p50": self.quantile(0.5),
-            "p90": self.quantile(0.9),
-            "p95": self.quantile(0.95),
-            "p99": self.quantile(0.99),
-            "max": self.latency_max,
-        }
+        return {**{name: self.quantile(q) for name, q in QUANTILES.items()}, "max": self.latency_max}
 
 
 def _num(data: Mapping[str, Any], key: str, where: str) -> float:

@@ -7,7 +7,6 @@ Prometheus, only the files the run saved.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -20,15 +19,25 @@ from rich.text import Text
 
 from canarylab.dashboard.build import UID as DASHBOARD_UID
 from canarylab.experiment import results as res
-from canarylab.experiment.analysis import pooled_histogram
+from canarylab.experiment.analysis import analyse, pooled_histogram
 from canarylab.experiment.collect import RepetitionCollection
+from canarylab.experiment.load import parse_bombardier
+from canarylab.experiment.spec import load_spec
+from canarylab.experiment.vocabulary import (
+    FAIL,
+    INCONCLUSIVE,
+    INVALID,
+    PASS,
+    STATISTICS,
+    format_ms,
+    format_pct,
+)
 
-STATS = ("p50", "p90", "p95", "p99", "max")
-VERDICT_STYLE = {
-    "PASS": "bold green",
-    "FAIL": "bold red",
-    "INCONCLUSIVE": "bold yellow",
-    "INVALID": "bold magenta",
+VERDICT_STYLE: Mapping[str, str] = {
+    PASS: "bold green",
+    FAIL: "bold red",
+    INCONCLUSIVE: "bold yellow",
+    INVALID: "bold magenta",
 }
 
 
@@ -38,14 +47,6 @@ def load_collections(run_dir: Path) -> list[RepetitionCollection]:
         key=lambda p: int(p.stem[3:]) if p.stem[3:].isdigit() else 0,
     )
     return [RepetitionCollection.from_dict(res.read_json(f)) for f in files if f.stem[3:].isdigit()]
-
-
-def _ms(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{float(x):.1f}"
-
-
-def _pct(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{float(x) * 100:+.1f}%"
 
 
 def _ratio(x: Any) -> str:
@@ -144,9 +145,9 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
     for name, v in variants.items():
         add(
             f"| {variant_label(name, v)} | {v.get('threads')} | {v.get('target_rps')} | "
-            f"{_ms(v.get('achieved_rps'))} | {v.get('requests')} | "
+            f"{format_ms(v.get('achieved_rps'))} | {v.get('requests')} | "
             f"{v.get('errors')} ({_ratio(v.get('error_ratio'))}) | "
-            + " | ".join(_ms(v.get(f"{s}_ms")) for s in STATS)
+            + " | ".join(format_ms(v.get(f"{s}_ms")) for s in STATISTICS)
             + " |"
         )
     add("")
@@ -162,9 +163,9 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
         s, p = v.get("server") or {}, v.get("processing") or {}
         add(
             f"| {name} | "
-            + " | ".join(_ms(s.get(f"{k}_ms")) for k in ("p50", "p90", "p95", "p99"))
-            + f" | ≤ {_ms(s.get('max_ms'))} | {_ms(p.get('p50_ms'))} | {_ms(p.get('p95_ms'))} "
-            f"| {_ms(p.get('max_ms'))} |"
+            + " | ".join(format_ms(s.get(f"{k}_ms")) for k in ("p50", "p90", "p95", "p99"))
+            + f" | ≤ {format_ms(s.get('max_ms'))} | {format_ms(p.get('p50_ms'))} "
+            f"| {format_ms(p.get('p95_ms'))} | {format_ms(p.get('max_ms'))} |"
         )
     add("")
     add("## Comparison and uncertainty")
@@ -182,14 +183,15 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
     changes: Mapping[str, Any] = comp.get("changes") or {}
     deciding = set(comp.get("statistics") or [])
     client_change: Mapping[str, Any] = comp.get("client_change") or {}
-    for stat in STATS:
+    for stat in STATISTICS:
         e = changes.get(stat)
         if not e:
             continue
         add(
-            f"| {stat} | {_ms(_x1000(e.get('baseline')))} | {_ms(_x1000(e.get('candidate')))} | "
-            f"{_pct(e.get('change'))} | {_pct(e.get('ci_low'))} .. {_pct(e.get('ci_high'))} | "
-            f"{'yes' if stat in deciding else ''} | {_pct(client_change.get(stat))} |"
+            f"| {stat} | {format_ms(_x1000(e.get('baseline')))} | {format_ms(_x1000(e.get('candidate')))} | "
+            f"{format_pct(e.get('change'))} | "
+            f"{format_pct(e.get('ci_low'))} .. {format_pct(e.get('ci_high'))} | "
+            f"{'yes' if stat in deciding else ''} | {format_pct(client_change.get(stat))} |"
         )
     if changes:
         first = next(iter(changes.values()))
@@ -201,25 +203,27 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
         add("")
         add("Within-run intervals, for comparison (bootstrap of the request-level histogram):")
         add("")
-        for stat in STATS:
+        for stat in STATISTICS:
             e = within.get(stat)
             if e:
                 add(
-                    f"- {stat}: {_pct(e.get('change'))} ({_pct(e.get('ci_low'))} .. {_pct(e.get('ci_high'))})"
+                    f"- {stat}: {format_pct(e.get('change'))} "
+                    f"({format_pct(e.get('ci_low'))} .. {format_pct(e.get('ci_high'))})"
                 )
     spreads = {n: v.get("spread") for n, v in variants.items() if v.get("spread")}
     if spreads:
         add("")
         add("Spread across repetitions (client side, ms: mean ± sd [min .. max]):")
         add("")
-        add("| variant | " + " | ".join(STATS) + " |")
-        add("|---|" + "---|" * len(STATS))
+        add("| variant | " + " | ".join(STATISTICS) + " |")
+        add("|---|" + "---|" * len(STATISTICS))
         for n, sp in spreads.items():
             cells = []
-            for stat in STATS:
+            for stat in STATISTICS:
                 d = sp.get(f"{stat}_ms") or {}
                 cells.append(
-                    f"{_ms(d.get('mean'))} ± {_ms(d.get('std'))} [{_ms(d.get('min'))} .. {_ms(d.get('max'))}]"
+                    f"{format_ms(d.get('mean'))} ± {format_ms(d.get('std'))} "
+                    f"[{format_ms(d.get('min'))} .. {format_ms(d.get('max'))}]"
                 )
             add(f"| {n} | " + " | ".join(cells) + " |")
     add("")
@@ -228,8 +232,8 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
     add(
         f"*{seed.get('statement', '')}*, computed exactly as stated from the "
         f"**{seed.get('which_maximum')}**: "
-        f"{_ms(seed.get('baseline_max_ms'))} ms → {_ms(seed.get('candidate_max_ms'))} ms "
-        f"({_pct(seed.get('change'))}): **{seed_result(seed)}**."
+        f"{format_ms(seed.get('baseline_max_ms'))} ms → {format_ms(seed.get('candidate_max_ms'))} ms "
+        f"({format_pct(seed.get('change'))}): **{seed_result(seed)}**."
     )
     if seed.get("exact") is False:
         add(
@@ -239,8 +243,9 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
         )
     cl = seed.get("client") or {}
     add(
-        f"The same criterion on the client's exact maximum latency: {_ms(cl.get('baseline_max_ms'))} ms → "
-        f"{_ms(cl.get('candidate_max_ms'))} ms ({_pct(cl.get('change'))})."
+        "The same criterion on the client's exact maximum latency: "
+        f"{format_ms(cl.get('baseline_max_ms'))} ms → "
+        f"{format_ms(cl.get('candidate_max_ms'))} ms ({format_pct(cl.get('change'))})."
     )
     add(
         "The maximum of one run is a single extreme observation: it moves with one slow request (a GC "
@@ -266,12 +271,13 @@ def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sect
         add("## Calibration")
         add("")
         add(f"Chose **{cal.get('chosen_rate')} req/s**: {cal.get('reason')} (unloaded p95 "
-            f"{_ms(cal.get('unloaded_p95_ms'))} ms, {cal.get('seconds')} s).")  # fmt: skip
+            f"{format_ms(cal.get('unloaded_p95_ms'))} ms, {cal.get('seconds')} s).")  # fmt: skip
         add("")
         add("| step | rate | p95 ms | errors |")
         add("|---:|---:|---:|---:|")
         for st in cal.get("steps") or []:
-            add(f"| {st.get('step')} | {st.get('rate')} | {_ms(st.get('p95_ms'))} | {st.get('errors')} |")
+            p95 = format_ms(st.get("p95_ms"))
+            add(f"| {st.get('step')} | {st.get('rate')} | {p95} | {st.get('errors')} |")
     add("")
     add("## Plots")
     add("")
@@ -314,10 +320,6 @@ def reanalyse(run_dir: Path) -> dict[str, Any]:
 
     The analysis is seeded from the spec, so the saved data always gives the same numbers.
     """
-    from canarylab.experiment.analysis import analyse  # noqa: PLC0415
-    from canarylab.experiment.load import parse_bombardier  # noqa: PLC0415
-    from canarylab.experiment.spec import load_spec  # noqa: PLC0415
-
     summary = dict(res.read_json(run_dir / res.SUMMARY))
     spec = load_spec(run_dir / res.SPEC)
     reps = load_collections(run_dir)
@@ -360,7 +362,7 @@ def verdict_table(summary: Mapping[str, Any]) -> Group:
     table.add_column("threads", justify="right")
     table.add_column("req/s (target)", justify="right")
     table.add_column("errors", justify="right")
-    for s in STATS:
+    for s in STATISTICS:
         table.add_column(f"{s} ms", justify="right")
     table.add_column("server p95 ms", justify="right")
     table.add_column("processing max ms", justify="right")
@@ -368,11 +370,11 @@ def verdict_table(summary: Mapping[str, Any]) -> Group:
         table.add_row(
             name,
             str(v.get("threads")),
-            f"{_ms(v.get('achieved_rps'))} ({v.get('target_rps'):g})",
+            f"{format_ms(v.get('achieved_rps'))} ({v.get('target_rps'):g})",
             f"{v.get('errors')} ({_ratio(v.get('error_ratio'))})",
-            *(_ms(v.get(f"{s}_ms")) for s in STATS),
-            _ms((v.get("server") or {}).get("p95_ms")),
-            _ms((v.get("processing") or {}).get("max_ms")),
+            *(format_ms(v.get(f"{s}_ms")) for s in STATISTICS),
+            format_ms((v.get("server") or {}).get("p95_ms")),
+            format_ms((v.get("processing") or {}).get("max_ms")),
         )
     comp = summary.get("comparison") or {}
     conf = float(comp.get("confidence") or 0.95) * 100
@@ -383,14 +385,14 @@ def verdict_table(summary: Mapping[str, Any]) -> Group:
     for stat, e in (comp.get("changes") or {}).items():
         changes.add_row(
             stat,
-            _pct(e.get("change")),
-            f"{_pct(e.get('ci_low'))} .. {_pct(e.get('ci_high'))}",
+            format_pct(e.get("change")),
+            f"{format_pct(e.get('ci_low'))} .. {format_pct(e.get('ci_high'))}",
             "yes" if stat in deciding else "",
         )
     seed = summary.get("seed_criterion") or {}
     changes.add_row(
         f"seed: max {seed.get('source', '')} ({'exact' if seed.get('exact', True) else 'not exact'})",
-        _pct(seed.get("change")),
+        format_pct(seed.get("change")),
         "no interval: one extreme value",
         f"no ({seed_result(seed)})",
     )

@@ -18,11 +18,10 @@ import yaml
 
 import canarylab_contract as c
 from canarylab.errors import CanarylabError
+from canarylab.experiment.vocabulary import STATISTICS
 
 T = TypeVar("T")
 
-#: Statistics the criteria may name.
-STATISTICS: tuple[str, ...] = ("p50", "p90", "p95", "p99", "max")
 #: Metrics the seed's criterion may be computed from (each has an exact maximum).
 SEED_SOURCES: tuple[str, ...] = ("processing", "client")
 #: Compared metrics: the app's view of the model-service response time, or the client's.

@@ -1,5 +1,5 @@
-"""Statistics of the experiment, with numpy only.  Every random draw takes an explicit
-``numpy.random.Generator``, so a run's analysis is reproducible from its seed.
+"""Statistics of the experiment, with numpy (and scipy.stats for Student's t).  Every random
+draw takes an explicit ``numpy.random.Generator``, so a run's analysis is reproducible from its seed.
 
 - :func:`histogram_quantile`: a quantile from cumulative bucket counts, with the
   same interpolation as Prometheus's ``histogram_quantile``.
@@ -11,7 +11,7 @@
 - :func:`block_bootstrap`: the paired block bootstrap over time (within a run).
 - :func:`paired_t_repetitions`: with 3 or more repetitions, a paired t-interval
   on the per-repetition log ratios (both variants ran at the same time);
-  :func:`t_quantile` gives Student's t quantiles without scipy.
+  :func:`t_quantile` gives Student's t quantiles (scipy.stats).
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
+from canarylab.experiment.vocabulary import QUANTILES, STATISTICS
 
-#: Quantile of each percentile statistic; "max" is handled on its own.
-QUANTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
-STAT_NAMES: tuple[str, ...] = ("p50", "p90", "p95", "p99", "max")
+FloatArray = npt.NDArray[np.float64]
 
 
 def histogram_quantile(  # noqa: PLR0911 - mirrors Prometheus case by case
@@ -149,7 +147,7 @@ class Histogram:
         return self.quantile(QUANTILES[name])
 
     def stats(self) -> dict[str, float]:
-        return {name: self.stat(name) for name in STAT_NAMES}
+        return {name: self.stat(name) for name in STATISTICS}
 
     def sample(self) -> FloatArray:
         """The request-level distribution as an array: each bucket's requests spread evenly inside it."""
@@ -387,44 +385,15 @@ def block_bootstrap(
     )
 
 
-def _t_abs_cdf(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with integer ``df`` >= 1: the closed form of
-    Abramowitz & Stegun 26.7.3-4 (a finite series in cos(theta), theta = atan(t / sqrt(df)))."""
-    theta = math.atan(t / math.sqrt(df))
-    c2 = math.cos(theta) ** 2
-    if df % 2 == 1:  # 2/pi (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...)), df - 2 powers
-        term, total = 1.0, 0.0
-        for k in range(1, (df - 1) // 2 + 1):
-            total += term
-            term *= c2 * (2 * k) / (2 * k + 1)
-        return 2.0 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
-    term, total = 1.0, 0.0  # sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...), df/2 terms
-    for k in range(1, df // 2 + 1):
-        total += term
-        term *= c2 * (2 * k - 1) / (2 * k)
-    return math.sin(theta) * total
-
-
 @lru_cache(maxsize=256)
 def t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile of Student's t distribution with integer ``df`` >= 1 (0.5 <= p < 1).
-
-    Bisection on the exact CDF (:func:`_t_abs_cdf`) to 1e-12; e.g.
-    ``t_quantile(0.975, 4)`` = 2.776445.
-    """
+    """The ``p`` quantile of Student's t distribution with integer ``df`` >= 1 (0.5 <= p < 1),
+    from scipy.stats; e.g. ``t_quantile(0.975, 4)`` = 2.776445."""
     if df < 1 or not 0.5 <= p < 1:
         raise ValueError(f"need df >= 1 and 0.5 <= p < 1, got df={df}, p={p}")
-    target = 2.0 * p - 1.0  # P(|T| <= t)
-    lo, hi = 0.0, 1.0
-    while _t_abs_cdf(hi, df) < target:
-        lo, hi = hi, hi * 2.0
-    while hi - lo > 1e-12 * max(1.0, hi):
-        mid = (lo + hi) / 2.0
-        if _t_abs_cdf(mid, df) < target:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2.0
+    from scipy.stats import t  # noqa: PLC0415 - scipy.stats takes ~1 s to import; only 3+ repetitions need it
+
+    return float(t.ppf(p, df))
 
 
 def paired_t_repetitions(

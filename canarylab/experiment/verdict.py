@@ -25,12 +25,16 @@ from dataclasses import dataclass, field
 
 from canarylab.experiment.spec import CriteriaSpec
 from canarylab.experiment.stats import ChangeEstimate
-
-PASS = "PASS"  # noqa: S105 - a verdict, not a password
-FAIL = "FAIL"
-INCONCLUSIVE = "INCONCLUSIVE"
-INVALID = "INVALID"
-VERDICTS = (PASS, FAIL, INCONCLUSIVE, INVALID)
+from canarylab.experiment.vocabulary import (
+    FAIL,
+    INCONCLUSIVE,
+    INVALID,
+    PASS,
+    VerdictName,
+    format_ms,
+    format_pct,
+    seconds_to_ms,
+)
 
 
 @dataclass(frozen=True)
@@ -93,21 +97,21 @@ class SeedResult:
         if not self.exact:
             return (
                 f"seed criterion (max {self.source} time falls >= {self.min_reduction:.0%}): "
-                f"unknown (scrape gap), {_ms(self.baseline_max)} -> {_ms(self.candidate_max)} "
-                f"({_pct(self.change)}) is not exact: the model-service went unscraped for longer than "
+                f"unknown (scrape gap), {_ms_na(self.baseline_max)} -> {_ms_na(self.candidate_max)} "
+                f"({_pct_na(self.change)}) is not exact: the model-service went unscraped for longer than "
                 "its rolling maximum's window, so a larger maximum may have been missed"
             )
         word = "met" if self.met else "not met"
         return (
             f"seed criterion (exact max {self.source} time falls >= {self.min_reduction:.0%}): {word}, "
-            f"{_ms(self.baseline_max)} -> {_ms(self.candidate_max)} ({_pct(self.change)}); "
+            f"{_ms_na(self.baseline_max)} -> {_ms_na(self.candidate_max)} ({_pct_na(self.change)}); "
             "reported beside the verdict, it does not decide it"
         )
 
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: str
+    verdict: VerdictName
     reason: str
     #: every rule that fired, in order, for the report
     details: tuple[str, ...] = field(default_factory=tuple)
@@ -115,16 +119,16 @@ class Verdict:
     error_budget_ok: Mapping[str, bool] = field(default_factory=dict)
 
 
-def _pct(x: float) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x * 100:+.1f}%"
+def _pct_na(x: float) -> str:
+    return format_pct(x, missing="n/a")
 
 
-def _ms(x: float) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x * 1000:.1f} ms"
+def _ms_na(seconds: float) -> str:
+    return format_ms(seconds_to_ms(seconds, digits=None), unit=" ms", missing="n/a")
 
 
 def describe_change(est: ChangeEstimate) -> str:
-    return f"{est.statistic} {_pct(est.change)} (CI {_pct(est.ci_low)} .. {_pct(est.ci_high)})"
+    return f"{est.statistic} {_pct_na(est.change)} (CI {_pct_na(est.ci_low)} .. {_pct_na(est.ci_high)})"
 
 
 def validity_problems(variants: Sequence[VariantHealth], min_achieved: float) -> list[str]:

@@ -27,11 +27,11 @@ from canarylab.experiment.collect import (
     longest_sample_gaps,
     window_range,
 )
-from canarylab.experiment.lab import LabTarget
 from canarylab.experiment.load import LoadResult
-from canarylab.experiment.local import LocalTarget, VariantConfig, metrics_key, owns_port, pick_port
 from canarylab.experiment.prometheus import Sample, ScrapeTarget, Series, render_config
 from canarylab.experiment.spec import CalibrationSpec
+from canarylab.experiment.targets.lab import LabTarget
+from canarylab.experiment.targets.local import LocalTarget, VariantConfig, metrics_key, owns_port, pick_port
 from canarylab_contract import DEFAULT_THREADS, LATENCY_BUCKETS, VARIANT_HEADER
 
 # --- events -------------------------------------------------------------------------------------
@@ -406,12 +406,13 @@ def test_a_repetition_waits_until_the_previous_load_left_the_processing_max() ->
     runner = Runner.__new__(Runner)
     runner.bus, runner.client, runner.scrape_s = ev.EventBus([rec]), None, 1.0
     lab = LabTarget({}, "http://prometheus", scrape_seconds=5.0)
+    local = LocalTarget({v: VariantConfig(v, t) for v, t in DEFAULT_THREADS.items()}, Path("unused"))
 
     runner.last_load_end = None  # nothing ran before: no wait
     runner.quiet_before(lab, 1)
     assert rec.events == []
 
-    for target, interval in ((lab, 5.0), (LocalTarget.__new__(LocalTarget), 1.0)):
+    for target, interval in ((lab, 5.0), (local, 1.0)):
         rec.events.clear()
         runner.last_load_end = time.time() - (5.0 + interval - 0.4)
         began = time.time()

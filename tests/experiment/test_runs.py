@@ -23,8 +23,8 @@ import yaml
 
 from canarylab.experiment import VERDICT_EXIT_CODES, engine
 from canarylab.experiment import results as res
-from canarylab.experiment.local import LocalTarget, VariantConfig
 from canarylab.experiment.spec import load_spec
+from canarylab.experiment.targets.local import LocalTarget, VariantConfig
 from canarylab.procs import console_script, port_in_use
 
 from .helpers import PNG_SIZE, png_size

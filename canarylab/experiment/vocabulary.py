@@ -1,0 +1,86 @@
+"""The experiment's shared words, defined once: verdicts and exit codes, statistics, units.
+
+Every module that names a verdict, an exit code or a statistic, or shows a
+time in milliseconds or a change in percent, takes it from here
+(tests/experiment/test_definitions.py checks that nothing else defines them).
+The target kinds live with the targets: ``canarylab.experiment.targets.TARGETS``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final, Literal, get_args
+
+# --- verdicts and exit codes -------------------------------------------------------------
+
+VerdictName = Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
+VERDICTS: tuple[VerdictName, ...] = get_args(VerdictName)
+PASS: Final[VerdictName] = "PASS"  # noqa: S105 - a verdict, not a password
+FAIL: Final[VerdictName] = "FAIL"
+INCONCLUSIVE: Final[VerdictName] = "INCONCLUSIVE"
+INVALID: Final[VerdictName] = "INVALID"
+
+#: Exit codes of the engine and of ``canarylab experiment run``.
+EXIT_PASS: Final = 0
+EXIT_FAIL: Final = 1
+EXIT_ERROR: Final = 2
+EXIT_INCONCLUSIVE: Final = 3
+EXIT_INVALID: Final = 4
+EXIT_INTERRUPTED: Final = 130
+
+VERDICT_EXIT_CODES: Mapping[str, int] = MappingProxyType(
+    {PASS: EXIT_PASS, FAIL: EXIT_FAIL, INCONCLUSIVE: EXIT_INCONCLUSIVE, INVALID: EXIT_INVALID}
+)
+
+
+def exit_code(verdict: object) -> int:
+    """The exit code of a verdict; anything that is not one (no verdict reached) is an error."""
+    return VERDICT_EXIT_CODES.get(str(verdict), EXIT_ERROR)
+
+
+# --- statistics ------------------------------------------------------------------------
+
+Statistic = Literal["p50", "p90", "p95", "p99", "max"]
+#: The statistics of a latency distribution the experiment reports and may decide on.
+STATISTICS: tuple[Statistic, ...] = get_args(Statistic)
+#: Quantile of each percentile statistic; "max" is handled on its own.
+QUANTILES: Mapping[str, float] = MappingProxyType({"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99})
+
+# --- units and formatting ----------------------------------------------------------------
+
+#: What a table shows for a missing or non-finite number.
+MISSING: Final = "–"
+
+
+def _finite(x: object) -> float | None:
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        value = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def seconds_to_ms(seconds: float | None, digits: int | None = 3) -> float | None:
+    """A time in seconds as a number of milliseconds (summary.json's ``*_ms``), rounded to
+    ``digits`` (None: not rounded); None when missing or not finite (JSON has no NaN)."""
+    value = _finite(seconds)
+    if value is None:
+        return None
+    ms = value * 1000.0
+    return ms if digits is None else round(ms, digits)
+
+
+def format_ms(ms: object, *, unit: str = "", missing: str = MISSING) -> str:
+    """Milliseconds for people: ``12.3`` (``unit=" ms"``: ``12.3 ms``); ``missing`` when there is none."""
+    value = _finite(ms)
+    return missing if value is None else f"{value:.1f}{unit}"
+
+
+def format_pct(ratio: object, *, missing: str = MISSING) -> str:
+    """A relative change (-0.123) for people: ``-12.3%``; ``missing`` when there is none."""
+    value = _finite(ratio)
+    return missing if value is None else f"{value * 100:+.1f}%"
