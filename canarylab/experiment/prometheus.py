@@ -47,7 +47,7 @@ def find_prometheus(explicit: str | None = None) -> str:
         raise CanarylabError(
             "prometheus is not on PATH",
             "run the experiment through `canarylab experiment run` / experiment.yml (the prometheus_binary "
-            "role installs it), or `apt-get install prometheus`",
+            "role finds or installs it), or run `make setup-minimal` and `. scripts/env.sh`",
         )
     return found
 

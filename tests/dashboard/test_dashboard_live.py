@@ -26,7 +26,7 @@ from canarylab.dashboard import files
 from canarylab.dashboard.build import build
 from canarylab.dashboard.promql import variable_values
 from canarylab.dashboard.verify import Prometheus, QueryCheck, verify
-from canarylab.experiment.local import LocalTarget, VariantConfig
+from canarylab.experiment.targets.local import LocalTarget, VariantConfig
 
 pytestmark = pytest.mark.integration
 
