@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ import pytest
 import yaml
 
 import canarylab_contract as contract
-from canarylab.experiment.lab import LabTarget
+from canarylab.experiment.targets.lab import LabTarget
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,9 @@ class LabState:
     model_answers: dict[str, str] = field(default_factory=lambda: {v: v for v in contract.VARIANTS})
     target_health: list[str] = field(default_factory=lambda: ["up"] * 4)
     requests: list[str] = field(default_factory=list)
+    # Prometheus answers /-/ready with 503 this many times first (still starting).
+    prometheus_not_ready: int = 0
+    ready_checks: int = 0
 
 
 def make_handler(state: LabState) -> type[BaseHTTPRequestHandler]:
@@ -69,6 +73,11 @@ def make_handler(state: LabState) -> type[BaseHTTPRequestHandler]:
             self._send(200, body, {contract.VARIANT_HEADER: app})
 
         def do_GET(self) -> None:
+            if self.path == "/-/ready":
+                state.ready_checks += 1
+                if state.ready_checks <= state.prometheus_not_ready:
+                    self._send(503, {"status": "starting"})
+                    return
             if self.path in ("/-/ready", "/api/health"):
                 self._send(200, {"status": "ok"})
             elif self.path.startswith("/api/v1/targets"):
@@ -135,7 +144,7 @@ def deployments(ready: dict[str, int] | None = None) -> dict[str, Any]:
 
 
 def run_preflight(
-    state_dir: Path, fake_deployments: dict[str, Any] | None = None
+    state_dir: Path, fake_deployments: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
 ) -> subprocess.CompletedProcess[str]:
     inventory = state_dir / "inventory.yml"
     inventory.write_text(
@@ -172,6 +181,9 @@ def run_preflight(
                 "canarylab_state_dir": str(state_dir),
                 "preflight_retries": 1,
                 "preflight_requests_per_variant": 3,
+                "preflight_prometheus_wait_seconds": 2,
+                "preflight_prometheus_delay": 1,
+                **(extra or {}),
             }
         ),
     ]
@@ -258,3 +270,35 @@ def test_preflight_fails_when_a_deployment_is_missing(lab: tuple[LabState, Path]
     proc = run_preflight(state_dir, fake)
     assert proc.returncode != 0
     assert "not every Deployment is Ready" in proc.stdout
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_preflight_waits_for_a_prometheus_that_is_still_starting(lab: tuple[LabState, Path]) -> None:
+    state, state_dir = lab
+    state.prometheus_not_ready = 2
+    proc = run_preflight(state_dir, extra={"preflight_prometheus_wait_seconds": 5})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert state.ready_checks == 3
+    assert (state_dir / "lab-target.yml").exists()
+
+
+def test_preflight_says_what_is_missing_when_prometheus_is_unreachable(lab: tuple[LabState, Path]) -> None:
+    _, state_dir = lab
+    endpoints = yaml.safe_load((state_dir / "endpoints.yml").read_text())
+    endpoints["prometheus_url"] = f"http://127.0.0.1:{_closed_port()}"
+    (state_dir / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
+    proc = run_preflight(state_dir)
+    assert proc.returncode != 0
+    out = " ".join(proc.stdout.split())  # the YAML callback folds long messages
+    assert "FAILED - RETRYING" in out  # it retried before giving up
+    assert f"not reachable at {endpoints['prometheus_url']}" in out
+    assert "the monitoring stack is not installed or not reachable" in out
+    assert "playbooks/mesh.yml" in out
+    assert "kubectl -n monitoring get pods" in out
+    assert not (state_dir / "lab-target.yml").exists()
