@@ -70,13 +70,13 @@ def node_ip(nodes: dict[str, dict[str, Any]], name: str) -> str:
     return str(nodes[name].get("cluster_node_ip") or nodes[name]["ansible_host"])
 
 
-def testinfra_host(name: str) -> Any:
+def lab_host(name: str) -> Any:
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}", sudo=True)
 
 
 @pytest.fixture(scope="session")
 def controller(controller_name: str) -> Any:
-    return testinfra_host(controller_name)
+    return lab_host(controller_name)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from .conftest import ROOT, node_ip, testinfra_host
+from .conftest import ROOT, lab_host, node_ip
 
 
 def _ready(node: dict[str, Any]) -> bool:
@@ -34,7 +34,7 @@ def test_node_internal_ip_is_the_private_ip(kubectl: Any, nodes: dict[str, Any])
 
 def test_kubelet_runs_with_the_node_ip(nodes: dict[str, Any]) -> None:
     for name in nodes:
-        host = testinfra_host(name)
+        host = lab_host(name)
         assert host.service("kubelet").is_running, name
         cmdline = host.check_output("cat /proc/$(pgrep -xo kubelet)/cmdline | tr '\\0' ' '")
         assert f"--node-ip={node_ip(nodes, name)}" in cmdline, name
@@ -49,7 +49,7 @@ def test_flannel_uses_each_node_private_ip(kubectl: Any, nodes: dict[str, Any]) 
 
 def test_flannel_vxlan_device_binds_the_private_interface(nodes: dict[str, Any]) -> None:
     for name in nodes:
-        host = testinfra_host(name)
+        host = lab_host(name)
         details = host.check_output("ip -d link show flannel.1")
         assert f"local {node_ip(nodes, name)}" in details, name
         private_dev = host.check_output(
