@@ -56,7 +56,14 @@ def _parse(stdout: str) -> tuple[dict[str, int], dict[str, Any]]:
 
 @pytest.fixture
 def run_playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
-    def run(playbook: str, extra_vars: dict[str, Any]) -> PlaybookRun:
+    def run(
+        playbook: str,
+        extra_vars: dict[str, Any],
+        extra_args: list[str] | None = None,
+        path_first: list[Path] | None = None,
+    ) -> PlaybookRun:
+        """`extra_args` go last on the command line (e.g. `-e name=false`, as a user types it);
+        `path_first` directories come first on PATH (stand-in commands)."""
         vars_file = tmp_path / f"vars-{len(list(tmp_path.glob('vars-*')))}.json"
         vars_file.write_text(json.dumps(extra_vars))
         scratch = tmp_path / "ansible"
@@ -71,7 +78,7 @@ def run_playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
             "ANSIBLE_NOCOLOR": "1",
         }
         # as scripts/env.sh does: the project's tools first, Go's install dir last
-        tools = [ROOT / ".venv" / "bin", ROOT / ".cache" / "bin"]
+        tools = [*(path_first or []), ROOT / ".venv" / "bin", ROOT / ".cache" / "bin"]
         env["PATH"] = os.pathsep.join([*map(str, tools), env.get("PATH", ""), "/usr/local/go/bin"])
         proc = subprocess.run(
             [
@@ -81,6 +88,7 @@ def run_playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
                 str(PLAYBOOKS / playbook),
                 "-e",
                 f"@{vars_file}",
+                *(extra_args or []),
             ],
             cwd=ROOT,
             env=env,
