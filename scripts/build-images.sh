@@ -25,7 +25,7 @@ set -euo pipefail
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { printf 'build-images: %s\n' "$1" >&2; [ -n "${2:-}" ] && printf '  -> %s\n' "$2" >&2; exit 1; }
 
-base_image="${CANARYLAB_SERVICE_BASE_IMAGE:-python:3.11-slim-bookworm}"
+base_image="${CANARYLAB_SERVICE_BASE_IMAGE:-docker.io/library/python:3.11-slim-bookworm}"
 tag=""
 builder="${CANARYLAB_IMAGE_BUILDER:-podman}"
 only=""
@@ -61,19 +61,36 @@ base_image_id() {
   esac
 }
 
+# sha256sum (coreutils), else `shasum -a 256` (macOS, BSDs): the same output, so the same tag.
+sha256_cmd() {
+  if command -v sha256sum >/dev/null; then
+    echo sha256sum
+  elif command -v shasum >/dev/null; then
+    echo "shasum -a 256"
+  else
+    die "neither sha256sum nor shasum is installed" \
+      "install coreutils (sha256sum) or perl's shasum, or pass --tag"
+  fi
+}
+
 # sha256 over every file of the build context that .containerignore lets through.
 content_hash() {
+  local sha256
+  read -r -a sha256 <<<"$(sha256_cmd)"
   {
     (cd "$CANARYLAB_ROOT" && find services -type f \
       -not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info/*' \
       -not -path '*/build/*' -not -path '*/dist/*' -not -path '*/.venv/*' \
       -not -path '*/.pytest_cache/*' -not -path '*/.mypy_cache/*' -not -path '*/.ruff_cache/*' \
-      -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+      -print0 | LC_ALL=C sort -z | xargs -0 "${sha256[@]}")
     printf 'base %s %s\n' "$base_image" "$(base_image_id)"
-  } | sha256sum | cut -c1-12
+  } | "${sha256[@]}" | cut -c1-12
 }
 
-[ -n "$tag" ] || tag="src-$(content_hash)"
+if [ -z "$tag" ]; then
+  sha256_cmd >/dev/null  # dies here, in this shell, when there is neither
+  tag="src-$(content_hash)"
+fi
 if [ "$print_tag" -eq 1 ]; then
   echo "$tag"
   exit 0

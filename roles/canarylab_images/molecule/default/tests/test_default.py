@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 IMAGE = "localhost/canarylab/molecule-tiny:1"
 
 
@@ -28,3 +32,16 @@ def test_image_content_is_complete_and_unpacked(host):
 
 def test_copied_archive_is_removed(host):
     assert not host.file("/var/lib/canarylab/images/tiny.tar").exists
+
+
+def test_archive_was_fetched_to_the_ansible_host_unchanged(host):
+    """The fetch step: the copy on the Ansible host is the node's archive, byte for byte."""
+    node_archive = "/var/lib/canarylab/build/images/molecule-tiny_1.tar"
+    fetched = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "fetched" / "molecule-tiny_1.tar"
+    assert fetched.is_file()
+    node_sha = host.check_output(f"sha256sum {node_archive}").split()[0]
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == node_sha
+
+
+def test_archive_is_readable_without_become(host):
+    assert host.file("/var/lib/canarylab/build/images/molecule-tiny_1.tar").mode == 0o644
