@@ -10,7 +10,8 @@ versions.yml):
   say the same and where box and version came from;
 - the doctor's own fact gathering (canarylab/doctor/box.py), which runs real
   ``vagrant validate`` with ``CANARYLAB_CONFIG_JSON`` and reads the JSON: the doctor
-  never resolves the box itself.
+  never resolves the box, the provider or the lab's size itself (labsize.py reads the
+  size from the JSON's ``machines``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import pytest
 import yaml
 
 from canarylab.doctor import checks
-from canarylab.doctor.box import load_pins, vagrant_config
+from canarylab.doctor.box import FAILED, load_pins, vagrant_config
+from canarylab.doctor.labsize import LabSize, SizeUnknown, VmSize, lab_size
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = Path("inventory/group_vars/all/versions.yml")
@@ -238,6 +240,60 @@ def test_doctor_asks_the_real_vagrantfile(tmp_path: Path, case: str) -> None:
         status,
         f"{expected[0]} {expected[1] or ''}".strip(),
     ), check
+
+
+def _vagrant() -> None:
+    if shutil.which("vagrant") is None:
+        pytest.fail("vagrant is missing: run `make setup` (apt: vagrant, vagrant-libvirt)")
+
+
+def test_doctor_sizes_are_lab_yml_s_through_the_real_vagrantfile(tmp_path: Path) -> None:
+    """What the doctor checks memory, CPUs and disk against is lab.yml's size, via the Vagrantfile."""
+    _vagrant()
+    lab_yml = yaml.safe_load((ROOT / "lab.yml").read_text())
+    config = vagrant_config(_lab(tmp_path), _env({"VAGRANT_HOME": str(tmp_path / "vagrant.d")}))
+    size = lab_size(config)
+    assert isinstance(size, LabSize), size
+    controller, worker = lab_yml["controller"], lab_yml["worker"]
+    assert (size.provider, size.workers) == (lab_yml["provider"], lab_yml["workers"])
+    assert size.controller == VmSize(controller["cpus"], controller["memory"])
+    assert size.worker == VmSize(worker["cpus"], worker["memory"])
+    assert [m.size for m in size.machines[1:]] == [size.worker] * lab_yml["workers"]
+    need = controller["memory"] + lab_yml["workers"] * worker["memory"]
+    assert checks.check_memory(size, need + 4096).detail.startswith(
+        f"{need + 4096} MB available, the VMs need {need} MB "
+    )
+    assert checks.check_disk(size, 500.0, "/x").detail.endswith(
+        f"needs about {(1 + lab_yml['workers']) * checks.DISK_PER_VM_GB} GB"
+    )
+
+
+def test_doctor_sizes_follow_the_environment_through_the_real_vagrantfile(tmp_path: Path) -> None:
+    _vagrant()
+    env = {
+        "CANARYLAB_WORKERS": "1",
+        "CANARYLAB_WORKER_MEMORY": "2048",
+        "CANARYLAB_CONTROLLER_CPUS": "3",
+        "CANARYLAB_PROVIDER": "libvirt",
+    }
+    config = vagrant_config(_lab(tmp_path), _env({**env, "VAGRANT_HOME": str(tmp_path / "vagrant.d")}))
+    size = lab_size(config)
+    assert isinstance(size, LabSize), size
+    assert (size.provider, size.workers) == ("libvirt", 1)
+    assert (size.controller.cpus, size.worker.memory_mb) == (3, 2048)
+
+
+def test_doctor_size_is_unknown_when_the_real_vagrantfile_stops(tmp_path: Path) -> None:
+    _vagrant()
+    env = {"CANARYLAB_WORKERS": "12", "VAGRANT_HOME": str(tmp_path / "vagrant.d")}
+    size = lab_size(vagrant_config(_lab(tmp_path), _env(env)))
+    assert size == SizeUnknown(FAILED, "the Vagrantfile failed: canarylab: workers must be 1 - 9, not 12")
+    check = checks.check_memory(size, 16000)
+    assert (check.status, check.detail) == (
+        "warn",
+        "16000 MB available; the lab's size is unknown: "
+        "the Vagrantfile failed: canarylab: workers must be 1 - 9, not 12",
+    )
 
 
 def test_without_the_variable_nothing_is_written(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
 """The facts behind the doctor's ``box`` check: what the Vagrantfile resolved, the pins, the CPU.
 
 The Vagrantfile is the only place that decides the box and its version (env > lab.yml >
-the pin in versions.yml).  The doctor does not repeat that: :func:`vagrant_config` runs
+the pin in versions.yml), the provider and the machines with their CPUs and memory.
+The doctor does not repeat that: :func:`vagrant_config` runs
 ``vagrant validate --ignore-provider`` in the project with ``CANARYLAB_CONFIG_JSON`` set,
 and the Vagrantfile writes what it resolved (provider, os, box, box_version, box_from,
 version_from, machines) as JSON.  Vagrant keeps its per-project state (``.vagrant/``) in
 a temporary directory for that run, so nothing is written into the project and no
-machine is looked at.
+machine is looked at.  One answer per doctor run serves the box check and, through
+labsize.py, the provider, memory, CPU and disk checks.
 
 What the doctor adds is data the Vagrantfile does not need: which provider/architecture
 builds of each pinned box are known to exist (``builds``, ``fallback`` in

@@ -3,6 +3,10 @@
 Each one takes its inputs as arguments (see facts.py for how they are gathered
 on this host), so the branches that cannot happen on the test machine (no
 Vagrant, old VirtualBox, macOS, no VT-x, low RAM) are tested with fixture inputs.
+
+The lab's size and provider (``provider``, ``memory``, ``cpus``, ``disk``) and its box
+(``box``) are the Vagrantfile's own answer (box.py, labsize.py), asked once per run;
+when that answer is missing the checks say the size or box is unknown, why, and the fix.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from canarylab.doctor.box import NO_VAGRANT, TIMEOUT, PinnedBox, VagrantConfig
-from canarylab.doctor.labsize import LabSize
+from canarylab.doctor.labsize import LabSize, SizeUnknown
 from canarylab.doctor.model import FAIL, OK, WARN, Check
 
 VAGRANT_MIN = (2, 3, 0)
@@ -89,6 +93,21 @@ def check_providers(providers: Iterable[Provider], wanted: str | None = None) ->
         FAIL,
         f"{what}; found none of virtualbox, libvirt, vmware_desktop, parallels",
         PROVIDER_INSTALL,
+    )
+
+
+def check_lab_provider(providers: Iterable[Provider], lab: LabSize | SizeUnknown) -> Check:
+    """Is the provider the Vagrantfile resolved usable?  Unknown: which ones are, and why unknown."""
+    if isinstance(lab, LabSize):
+        return check_providers(providers, lab.provider)
+    found = check_providers(providers)
+    if found.status != OK:
+        return found
+    return Check(
+        "provider",
+        WARN,
+        f"the lab's provider is unknown ({lab.message}); {found.detail}",
+        _unknown_fix(lab.unknown),
     )
 
 
@@ -177,7 +196,27 @@ def check_virtualisation(
     return Check(name, WARN, f"cannot check hardware virtualisation on {system}", "check it in your firmware")
 
 
-def check_memory(lab: LabSize, available_mb: int | None, kind: str = "available") -> Check:
+def _unknown_fix(unknown: str | None) -> str:
+    """What to do when the Vagrantfile's answer (box, lab size) is missing, by why it is."""
+    if unknown == NO_VAGRANT:
+        return "install Vagrant (see the `vagrant` check)"
+    if unknown == TIMEOUT:
+        return "run `CANARYLAB_CONFIG_JSON=- vagrant validate` in the project to see where it hangs"
+    return (
+        "fix lab.yml or the CANARYLAB_* variables it names (docs/lab.md, 'Settings'); "
+        "`vagrant validate` shows the same message"
+    )
+
+
+def _size_unknown(name: str, lab: SizeUnknown, host: str) -> Check:
+    """A size check without the lab's size: the host's side, why the size is unknown, the fix."""
+    return Check(name, WARN, f"{host}; the lab's size is unknown: {lab.message}", _unknown_fix(lab.unknown))
+
+
+def check_memory(lab: LabSize | SizeUnknown, available_mb: int | None, kind: str = "available") -> Check:
+    if isinstance(lab, SizeUnknown):
+        host = f"{available_mb} MB {kind}" if available_mb is not None else "cannot read the host's memory"
+        return _size_unknown("memory", lab, host)
     need = lab.memory_mb
     if available_mb is None:
         return Check("memory", WARN, f"cannot read the host's memory; the lab needs {need} MB", None)
@@ -193,7 +232,10 @@ def check_memory(lab: LabSize, available_mb: int | None, kind: str = "available"
     return Check("memory", OK, text)
 
 
-def check_cpus(lab: LabSize, host_cpus: int | None) -> Check:
+def check_cpus(lab: LabSize | SizeUnknown, host_cpus: int | None) -> Check:
+    if isinstance(lab, SizeUnknown):
+        host = f"{host_cpus} host CPUs" if host_cpus is not None else "cannot count the host's CPUs"
+        return _size_unknown("cpus", lab, host)
     if host_cpus is None:
         return Check("cpus", WARN, "cannot count the host's CPUs", None)
     fix = "lower CANARYLAB_CONTROLLER_CPUS / CANARYLAB_WORKER_CPUS (see docs/cli.md)"
@@ -210,7 +252,14 @@ def check_cpus(lab: LabSize, host_cpus: int | None) -> Check:
     return Check("cpus", OK, f"{host_cpus} host CPUs for {lab.cpus} vCPUs")
 
 
-def check_disk(lab: LabSize, free_gb: float | None, where: str) -> Check:
+def check_disk(lab: LabSize | SizeUnknown, free_gb: float | None, where: str) -> Check:
+    if isinstance(lab, SizeUnknown):
+        host = (
+            f"{free_gb:.0f} GB free on {where}"
+            if free_gb is not None
+            else f"cannot read free disk space of {where}"
+        )
+        return _size_unknown("disk", lab, host)
     need = lab.vms * DISK_PER_VM_GB
     if free_gb is None:
         return Check(
@@ -287,22 +336,8 @@ def _text(values: Mapping[str, object], key: str) -> str:
 
 def _box_unknown(config: VagrantConfig) -> Check:
     """The Vagrantfile's answer is missing: why, and what to do."""
-    if config.unknown == NO_VAGRANT:
-        return Check("box", WARN, f"unknown: {config.message}", "install Vagrant (see the `vagrant` check)")
-    if config.unknown == TIMEOUT:
-        return Check(
-            "box",
-            WARN,
-            f"unknown: {config.message}",
-            "run `CANARYLAB_CONFIG_JSON=- vagrant validate` in the project to see where it hangs",
-        )
-    return Check(
-        "box",
-        FAIL,
-        f"unknown: {config.message}",
-        "fix lab.yml or the CANARYLAB_* variables it names (docs/lab.md, 'Settings'); "
-        "`vagrant validate` shows the same message",
-    )
+    status = WARN if config.unknown in (NO_VAGRANT, TIMEOUT) else FAIL
+    return Check("box", status, f"unknown: {config.message}", _unknown_fix(config.unknown))
 
 
 def check_box(config: VagrantConfig, pins: Mapping[str, PinnedBox], arch: str | None) -> Check:

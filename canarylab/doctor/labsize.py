@@ -1,26 +1,26 @@
-"""How big the lab is: read from lab.yml beside the Vagrantfile and CANARYLAB_* variables.
+"""How big the lab is: the machines the Vagrantfile resolved, as typed facts.
 
-Defaults (documented in docs/cli.md): one controller with 2 CPUs and 4096 MB,
-two workers with 2 CPUs and 3072 MB each.  lab.yml may set ``workers`` and
-``controller``/``worker`` mappings with ``cpus`` and ``memory`` (MB), or the flat
-keys ``controller_cpus``, ``controller_memory``, ``worker_cpus``,
-``worker_memory``, and ``provider``.  The environment variables CANARYLAB_WORKERS,
-CANARYLAB_CONTROLLER_CPUS, CANARYLAB_CONTROLLER_MEMORY, CANARYLAB_WORKER_CPUS and
-CANARYLAB_WORKER_MEMORY override the file, as they do for the Vagrantfile; the
-provider comes from VAGRANT_DEFAULT_PROVIDER, else CANARYLAB_PROVIDER, else lab.yml.
+The Vagrantfile is the only place that works out the machines (their number, CPUs and
+memory) and the provider from lab.yml and the CANARYLAB_* variables; this module does
+not repeat that.  It reads the Vagrantfile's own answer, the ``machines`` and
+``provider`` of the JSON it writes under ``CANARYLAB_CONFIG_JSON`` (gathered by
+:func:`canarylab.doctor.box.vagrant_config`, once per doctor run), into a
+:class:`LabSize`.  Without that answer (Vagrant missing, the Vagrantfile stopped, a
+hang) the size is a :class:`SizeUnknown` saying why, and the checks say so instead of
+guessing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from canarylab.doctor.box import FAILED, VagrantConfig, vagrant_config
 from canarylab.errors import CanarylabError
 
-LAB_FILE = "lab.yml"
+#: LabSize.source: where the sizes come from.
+SOURCE = "the Vagrantfile"
 
 
 @dataclass(frozen=True)
@@ -30,108 +30,128 @@ class VmSize:
 
 
 @dataclass(frozen=True)
+class Machine:
+    """One entry of the Vagrantfile's ``machines``: a VM as ``vagrant up`` builds it."""
+
+    name: str
+    group: str
+    cpus: int
+    memory_mb: int
+
+    @property
+    def size(self) -> VmSize:
+        return VmSize(self.cpus, self.memory_mb)
+
+
+@dataclass(frozen=True)
 class LabSize:
-    controller: VmSize = VmSize(cpus=2, memory_mb=4096)
-    worker: VmSize = VmSize(cpus=2, memory_mb=3072)
-    workers: int = 2
-    source: str = "defaults"
-    provider: str = "virtualbox"
+    """The lab's VMs and provider, as the Vagrantfile resolved them."""
+
+    machines: tuple[Machine, ...]
+    provider: str
+    source: str = SOURCE
 
     @property
     def vms(self) -> int:
-        return 1 + self.workers
+        return len(self.machines)
 
     @property
     def memory_mb(self) -> int:
-        return self.controller.memory_mb + self.workers * self.worker.memory_mb
+        return sum(m.memory_mb for m in self.machines)
 
     @property
     def cpus(self) -> int:
-        return self.controller.cpus + self.workers * self.worker.cpus
+        return sum(m.cpus for m in self.machines)
 
     @property
     def largest_vm_cpus(self) -> int:
-        return max(self.controller.cpus, self.worker.cpus if self.workers else 0)
+        return max((m.cpus for m in self.machines), default=0)
+
+    @property
+    def workers(self) -> int:
+        return sum(1 for m in self.machines if m.group == "workers")
+
+    def _first(self, group: str) -> VmSize:
+        return next((m.size for m in self.machines if m.group == group), VmSize(0, 0))
+
+    @property
+    def controller(self) -> VmSize:
+        """The (first) controller's size; 0/0 when there is none."""
+        return self._first("controller")
+
+    @property
+    def worker(self) -> VmSize:
+        """The first worker's size (the Vagrantfile sizes all workers alike); 0/0 when none."""
+        return self._first("workers")
 
     def describe(self) -> str:
-        return (
-            f"controller {self.controller.cpus} CPU/{self.controller.memory_mb} MB + "
-            f"{self.workers} worker(s) {self.worker.cpus} CPU/{self.worker.memory_mb} MB ({self.source})"
+        """``1 controller 2 CPU/3072 MB + 2 workers 2 CPU/4096 MB (the Vagrantfile)``."""
+        runs: list[tuple[str, VmSize, int]] = []
+        for m in self.machines:
+            if runs and runs[-1][:2] == (m.group, m.size):
+                runs[-1] = (m.group, m.size, runs[-1][2] + 1)
+            else:
+                runs.append((m.group, m.size, 1))
+        parts = [f"{n} {group} {size.cpus} CPU/{size.memory_mb} MB" for group, size, n in runs]
+        return f"{' + '.join(parts) or 'no VMs'} ({self.source})"
+
+
+@dataclass(frozen=True)
+class SizeUnknown:
+    """No lab size: the Vagrantfile's answer is missing or has no usable ``machines``."""
+
+    #: box.NO_VAGRANT, box.TIMEOUT or box.FAILED (as :attr:`VagrantConfig.unknown`).
+    unknown: str
+    message: str
+
+
+def _count(value: object, minimum: int) -> int | None:
+    """An integer >= ``minimum`` from the JSON (not a bool, not a string), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return None
+    return value
+
+
+def _machine(entry: object) -> Machine | None:
+    if not isinstance(entry, Mapping):
+        return None
+    name, group = entry.get("name"), entry.get("group")
+    cpus, memory = _count(entry.get("cpus"), 1), _count(entry.get("memory"), 1)
+    if not isinstance(name, str) or not isinstance(group, str) or cpus is None or memory is None:
+        return None
+    return Machine(name, group, cpus, memory)
+
+
+def lab_size(config: VagrantConfig) -> LabSize | SizeUnknown:
+    """The lab size in the Vagrantfile's answer, or why there is none."""
+    values = config.values
+    if values is None:
+        return SizeUnknown(config.unknown or FAILED, config.message)
+    raw = values.get("machines")
+    provider = values.get("provider")
+    entries = raw if isinstance(raw, Sequence) and not isinstance(raw, str) else None
+    machines = [_machine(entry) for entry in entries or []]
+    if not entries or None in machines or not isinstance(provider, str) or not provider:
+        shown = {"provider": provider, "machines": raw}
+        return SizeUnknown(
+            FAILED,
+            "the Vagrantfile's JSON has no usable provider and machines "
+            f"(name, group, cpus, memory in MB): {str(shown)[:200]}",
         )
-
-
-def _int(value: object, where: str, minimum: int) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = minimum - 1
-    if number < minimum:
-        raise CanarylabError(
-            f"lab size: {where} must be an integer >= {minimum}, got {value!r}",
-            f"fix {where} (see docs/cli.md, 'Lab size')",
-        )
-    return number
-
-
-def _vm(base: VmSize, raw: Mapping[str, object], role: str, where: str) -> VmSize:
-    nested = raw.get(role)
-    cpus: object = None
-    memory: object = None
-    if isinstance(nested, Mapping):
-        cpus, memory = nested.get("cpus"), nested.get("memory")
-    cpus = raw.get(f"{role}_cpus", cpus)
-    memory = raw.get(f"{role}_memory", memory)
-    return VmSize(
-        cpus=base.cpus if cpus is None else _int(cpus, f"{where} {role} cpus", 1),
-        memory_mb=base.memory_mb if memory is None else _int(memory, f"{where} {role} memory", 512),
-    )
-
-
-def from_mapping(base: LabSize, raw: Mapping[str, object], where: str) -> LabSize:
-    workers = raw.get("workers")
-    provider = raw.get("provider")
-    return replace(
-        base,
-        provider=str(provider) if provider else base.provider,
-        controller=_vm(base.controller, raw, "controller", where),
-        worker=_vm(base.worker, raw, "worker", where),
-        workers=base.workers if workers is None else _int(workers, f"{where} workers", 0),
-        source=where,
-    )
-
-
-def from_environ(base: LabSize, environ: Mapping[str, str]) -> LabSize:
-    names = {
-        "workers": "CANARYLAB_WORKERS",
-        "controller_cpus": "CANARYLAB_CONTROLLER_CPUS",
-        "controller_memory": "CANARYLAB_CONTROLLER_MEMORY",
-        "worker_cpus": "CANARYLAB_WORKER_CPUS",
-        "worker_memory": "CANARYLAB_WORKER_MEMORY",
-    }
-    minimum = dict.fromkeys(names, 1) | {"workers": 0, "controller_memory": 512, "worker_memory": 512}
-    raw = {key: _int(environ[var], var, minimum[key]) for key, var in names.items() if environ.get(var)}
-    # the Vagrantfile's order: VAGRANT_DEFAULT_PROVIDER, then CANARYLAB_PROVIDER, then lab.yml
-    provider = environ.get("VAGRANT_DEFAULT_PROVIDER") or environ.get("CANARYLAB_PROVIDER")
-    if provider:
-        base = replace(base, provider=provider.strip())
-    if not raw:
-        return base
-    sized = from_mapping(base, raw, "environment")
-    return replace(
-        sized, source=f"{base.source} + environment" if base.source != "defaults" else "environment"
-    )
+    return LabSize(tuple(m for m in machines if m is not None), provider)
 
 
 def load_lab_size(root: Path, environ: Mapping[str, str]) -> LabSize:
-    """Defaults, then lab.yml (if present), then CANARYLAB_* environment variables."""
-    size = LabSize()
-    path = root / LAB_FILE
-    if path.is_file():
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise CanarylabError(f"cannot parse {path}: {err}", f"fix the YAML in {path}") from err
-        if not isinstance(raw, Mapping):
-            raise CanarylabError(f"{path} must be a mapping", "see docs/cli.md, 'Lab size'")
-        size = from_mapping(size, raw, LAB_FILE)
-    return from_environ(size, environ)
+    """Ask the Vagrantfile in ``root`` (with ``environ``) for the lab size; raise when it cannot say.
+
+    For callers outside the doctor that need a size or nothing (``canarylab up``); the
+    doctor itself asks once and shares the answer with the box check (run.py).
+    """
+    size = lab_size(vagrant_config(root, environ))
+    if isinstance(size, SizeUnknown):
+        raise CanarylabError(
+            f"lab size unknown: {size.message}",
+            "run `CANARYLAB_CONFIG_JSON=- vagrant validate` in the project (docs/lab.md, 'Settings'); "
+            "`canarylab doctor` says more",
+        )
+    return size

@@ -1,4 +1,9 @@
-"""Which checks run for which target, fed from the gathered facts."""
+"""Which checks run for which target, fed from the gathered facts.
+
+For the lab, the Vagrantfile is asked once (:func:`vagrant_config`): its answer gives the
+box check its box and the provider, memory, CPU and disk checks the lab's size
+(:func:`canarylab.doctor.labsize.lab_size`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import yaml
 
 from canarylab.doctor import checks, facts
 from canarylab.doctor.box import PinnedBox, VagrantConfig, load_pins, vagrant_config
-from canarylab.doctor.labsize import LabSize, load_lab_size
+from canarylab.doctor.labsize import LabSize, lab_size
 from canarylab.doctor.model import Check
 from canarylab_contract import LOCAL_PORTS
 
@@ -42,14 +47,18 @@ def pinned(root: Path, key: str) -> str | None:
 
 def lab_checks(
     host: facts.HostFacts,
-    lab: LabSize,
     config: VagrantConfig,
     pins: Mapping[str, PinnedBox],
 ) -> list[Check]:
-    """The lab's checks; ``config`` is the Vagrantfile's answer, ``pins`` versions.yml's boxes."""
+    """The lab's checks.
+
+    ``config`` is the Vagrantfile's answer, asked once: the box check and the size checks
+    (provider, memory, CPUs, disk) all read it.  ``pins`` are versions.yml's boxes.
+    """
+    lab = lab_size(config)
     result = [
         checks.check_vagrant(host.vagrant),
-        checks.check_providers(host.providers, lab.provider),
+        checks.check_lab_provider(host.providers, lab),
         checks.check_box(config, pins, host.arch),
         checks.check_virtualisation(host.system, host.cpu_flags, host.hv_support, host.kvm_device),
         checks.check_memory(lab, host.memory_mb, host.memory_kind),
@@ -59,7 +68,8 @@ def lab_checks(
     vbox = next((p for p in host.providers if p.name == "virtualbox"), None)
     if vbox is not None:
         result.append(checks.check_virtualbox_version(vbox.version))
-    if (vbox is not None or lab.provider == "virtualbox") and host.system != "Windows":
+    provider = lab.provider if isinstance(lab, LabSize) else None
+    if (vbox is not None or provider == "virtualbox") and host.system != "Windows":
         result.append(checks.check_vbox_networks(host.vbox_networks_conf))
     return result
 
@@ -115,8 +125,7 @@ def run_doctor(root: Path, target: str, environ: Mapping[str, str] | None = None
     result = common_checks(root)
     if target == "lab":
         env = lab_environment(environ)
-        config = vagrant_config(root, env)
-        result += lab_checks(facts.gather_host(root), load_lab_size(root, env), config, load_pins(root))
+        result += lab_checks(facts.gather_host(root), vagrant_config(root, env), load_pins(root))
     else:
         result += local_checks(root, facts.ports_in_use(local_ports()))
     return result

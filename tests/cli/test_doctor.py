@@ -6,7 +6,7 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,37 @@ from canarylab.doctor.box import (
     load_pins,
     vagrant_config,
 )
-from canarylab.doctor.facts import parse_plugins, providers_from
-from canarylab.doctor.labsize import LabSize, VmSize, load_lab_size
-from canarylab.doctor.run import local_checks, local_ports, run_doctor
+from canarylab.doctor.facts import HostFacts, parse_plugins, providers_from
+from canarylab.doctor.labsize import LabSize, Machine, SizeUnknown, VmSize, lab_size, load_lab_size
+from canarylab.doctor.run import lab_checks, lab_environment, local_checks, local_ports, run_doctor
 from canarylab.errors import CanarylabError
 from canarylab.procs import port_in_use
 from canarylab_contract import LOCAL_PORTS
 
-LAB = LabSize()  # 10240 MB, 6 vCPUs, 3 VMs
+
+def _machines(workers: int = 2, worker: tuple[int, int] = (2, 4096)) -> list[dict[str, object]]:
+    """The Vagrantfile's JSON ``machines`` (defaults: lab.yml's, 1 x 2 CPU/3072 + 2 x 2 CPU/4096)."""
+    controller = {"name": "cl-controller", "group": "controller", "ip": "192.168.56.10", "cpus": 2}
+    return [{**controller, "memory": 3072}] + [
+        {
+            "name": f"cl-worker-{i}",
+            "group": "workers",
+            "ip": f"192.168.56.{10 + i}",
+            "cpus": worker[0],
+            "memory": worker[1],
+        }
+        for i in range(1, workers + 1)
+    ]
+
+
+def _sized(provider: str = "virtualbox", workers: int = 2, worker: tuple[int, int] = (2, 4096)) -> LabSize:
+    size = lab_size(VagrantConfig(values={"provider": provider, "machines": _machines(workers, worker)}))
+    assert isinstance(size, LabSize), size
+    return size
+
+
+LAB = _sized()  # 11264 MB, 6 vCPUs, 3 VMs
+BROKEN = SizeUnknown(FAILED, "the Vagrantfile failed: canarylab: workers must be 1 - 9, not 12")
 
 
 def test_vagrant_missing_old_and_current() -> None:
@@ -110,8 +133,13 @@ def test_virtualisation_linux_macos_other() -> None:
 
 def test_memory_cpus_disk_against_lab_size() -> None:
     assert c.check_memory(LAB, 4000).status == "fail"
-    assert c.check_memory(LAB, 11000).status == "warn"
-    assert c.check_memory(LAB, 16000).status == "ok"
+    assert c.check_memory(LAB, 12000).status == "warn"  # 11264 MB of VMs, < 2048 left
+    ok = c.check_memory(LAB, 16000)
+    assert ok.status == "ok"
+    assert ok.detail == (
+        "16000 MB available, the VMs need 11264 MB "
+        "(1 controller 2 CPU/3072 MB + 2 workers 2 CPU/4096 MB (the Vagrantfile))"
+    )
     assert c.check_memory(LAB, None).status == "warn"
     assert c.check_cpus(LAB, 1).status == "fail"
     assert c.check_cpus(LAB, 4).status == "warn"
@@ -119,8 +147,156 @@ def test_memory_cpus_disk_against_lab_size() -> None:
     assert c.check_disk(LAB, 20.0, "/home").status == "fail"
     assert c.check_disk(LAB, 40.0, "/home").status == "warn"
     assert c.check_disk(LAB, 100.0, "/home").status == "ok"
-    small = LabSize(worker=VmSize(cpus=1, memory_mb=2048), workers=1)
-    assert c.check_memory(small, 9000).status == "ok"  # 6144 MB of VMs + 2048 for the host
+    assert c.check_disk(LAB, None, "/home").status == "warn"
+    assert c.check_cpus(LAB, None).status == "warn"
+    small = _sized(workers=1, worker=(1, 2048))
+    assert c.check_memory(small, 7000).status == "warn"  # 5120 MB of VMs + 2048 for the host
+    assert c.check_memory(small, 7200).status == "ok"
+
+
+def test_a_vm_bigger_than_the_host_fails_the_cpu_check() -> None:
+    check = c.check_cpus(_sized(workers=1, worker=(8, 4096)), 4)
+    assert (check.status, check.detail) == ("fail", "a VM wants 8 CPUs, the host has 4")
+
+
+@pytest.mark.parametrize(
+    ("unknown", "fix"),
+    [
+        (NO_VAGRANT, "install Vagrant"),
+        (TIMEOUT, "CANARYLAB_CONFIG_JSON=- vagrant validate"),
+        (FAILED, "fix lab.yml or the CANARYLAB_* variables"),
+    ],
+)
+def test_size_checks_without_the_vagrantfile_s_answer_say_unknown(unknown: str, fix: str) -> None:
+    """No guessing: each size check says the size is unknown, why, and the fix for that reason."""
+    lab = SizeUnknown(unknown, "why it is unknown")
+    found = [
+        c.check_memory(lab, 16000),
+        c.check_cpus(lab, 8),
+        c.check_disk(lab, 100.0, "/home"),
+        c.check_lab_provider(providers_from({}, "7.0.14", None, None, None), lab),
+    ]
+    for check in found:
+        assert check.status == "warn", check
+        assert "unknown" in check.detail, check
+        assert "why it is unknown" in check.detail, check
+        assert check.fix is not None, check
+        assert fix in check.fix, check
+    assert found[0].detail == "16000 MB available; the lab's size is unknown: why it is unknown"
+    assert found[1].detail.startswith("8 host CPUs; ")
+    assert found[2].detail.startswith("100 GB free on /home; ")
+    assert "usable: virtualbox 7.0.14" in found[3].detail
+
+
+def test_size_checks_unknown_when_the_host_cannot_be_read_either() -> None:
+    assert c.check_memory(BROKEN, None).detail.startswith("cannot read the host's memory; ")
+    assert c.check_cpus(BROKEN, None).detail.startswith("cannot count the host's CPUs; ")
+    assert c.check_disk(BROKEN, None, "/home").detail.startswith("cannot read free disk space of /home; ")
+
+
+def test_lab_provider_check_known_and_unknown() -> None:
+    libvirt = providers_from({"vagrant-libvirt": "0.11.2"}, None, "9.0.0", None, None)
+    assert c.check_lab_provider(libvirt, _sized("libvirt")).status == "ok"
+    wrong = c.check_lab_provider(libvirt, _sized("virtualbox"))
+    assert wrong == c.check_providers(libvirt, "virtualbox")
+    assert wrong.status == "fail"
+    # unknown provider, and none usable: that fails whatever the lab wants
+    none = c.check_lab_provider([], BROKEN)
+    assert none == c.check_providers([])
+    assert none.status == "fail"
+
+
+def test_lab_size_from_the_vagrantfile_s_machines() -> None:
+    assert (LAB.vms, LAB.workers, LAB.memory_mb, LAB.cpus, LAB.largest_vm_cpus) == (3, 2, 11264, 6, 2)
+    assert (LAB.controller, LAB.worker, LAB.provider) == (VmSize(2, 3072), VmSize(2, 4096), "virtualbox")
+    assert LAB.machines[1] == Machine("cl-worker-1", "workers", 2, 4096)
+    # machines of one group with different sizes are described apart
+    uneven = _machines(workers=2)
+    uneven[2] = {**uneven[2], "memory": 8192}
+    size = lab_size(VagrantConfig(values={"provider": "libvirt", "machines": uneven}))
+    assert isinstance(size, LabSize)
+    assert size.describe() == (
+        "1 controller 2 CPU/3072 MB + 1 workers 2 CPU/4096 MB + 1 workers 2 CPU/8192 MB (the Vagrantfile)"
+    )
+    assert LabSize((), "virtualbox").describe() == "no VMs (the Vagrantfile)"
+    assert (LabSize((), "virtualbox").controller, LabSize((), "virtualbox").largest_vm_cpus) == (
+        VmSize(0, 0),
+        0,
+    )
+
+
+def test_lab_size_unknown_without_the_vagrantfile_s_answer() -> None:
+    config = VagrantConfig(unknown=NO_VAGRANT, message="vagrant is not installed")
+    assert lab_size(config) == SizeUnknown(NO_VAGRANT, "vagrant is not installed")
+    assert lab_size(VagrantConfig(unknown=None, message="odd")) == SizeUnknown(FAILED, "odd")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"provider": "virtualbox"},
+        {"provider": "virtualbox", "machines": []},
+        {"provider": "virtualbox", "machines": "cl-controller"},
+        {"machines": _machines()},
+        {"provider": "", "machines": _machines()},
+        {"provider": "virtualbox", "machines": [{"name": "cl-controller", "group": "controller", "cpus": 2}]},
+        {"provider": "virtualbox", "machines": [{**_machines()[0], "memory": "3072"}]},
+        {"provider": "virtualbox", "machines": [{**_machines()[0], "cpus": True}]},
+        {"provider": "virtualbox", "machines": [{**_machines()[0], "cpus": 0}]},
+        {"provider": "virtualbox", "machines": [{**_machines()[0], "name": None}]},
+        {"provider": "virtualbox", "machines": [*_machines(), "a worker"]},
+    ],
+)
+def test_lab_size_unknown_when_the_json_lacks_usable_machines(values: dict[str, object]) -> None:
+    size = lab_size(VagrantConfig(values=values))
+    assert isinstance(size, SizeUnknown), size
+    assert size.unknown == FAILED
+    assert "no usable provider and machines (name, group, cpus, memory in MB)" in size.message
+
+
+def _host(**changes: object) -> HostFacts:
+    facts: dict[str, object] = {
+        "system": "Linux",
+        "cpus": 8,
+        "memory_mb": 16000,
+        "memory_kind": "available",
+        "disk_free_gb": 100.0,
+        "disk_where": "/home",
+        "cpu_flags": frozenset({"vmx"}),
+        "hv_support": None,
+        "kvm_device": True,
+        "vagrant": "2.3.4",
+        "providers": providers_from({"vagrant-libvirt": "0.11.2"}, None, "9.0.0", None, None),
+        "arch": "amd64",
+    }
+    return HostFacts(**{**facts, **changes})  # type: ignore[arg-type]
+
+
+def test_lab_checks_share_one_vagrantfile_answer() -> None:
+    """The box and the size checks read the same answer: its provider and its machines."""
+    config = _config(provider="libvirt", machines=_machines(workers=1))
+    found = {ch.name: ch for ch in lab_checks(_host(), config, PINS)}
+    assert found["provider"].detail.startswith("libvirt (the lab's provider) is usable")
+    assert "libvirt on amd64" in found["box"].detail
+    assert "the VMs need 7168 MB" in found["memory"].detail
+    assert found["cpus"].detail == "8 host CPUs for 4 vCPUs"
+    assert "needs about 20 GB" in found["disk"].detail
+    assert "vbox-networks" not in found  # neither VirtualBox nor the lab's provider
+    vbox = lab_checks(_host(), _config(provider="virtualbox", machines=_machines()), PINS)
+    assert "vbox-networks" in {ch.name for ch in vbox}
+
+
+def test_lab_checks_without_the_vagrantfile_s_answer() -> None:
+    message = "the Vagrantfile failed: canarylab: os fedora is not one of ubuntu, debian"
+    found = {ch.name: ch for ch in lab_checks(_host(), VagrantConfig(unknown=FAILED, message=message), PINS)}
+    assert found["box"].status == "fail"
+    for name in ("provider", "memory", "cpus", "disk"):
+        assert found[name].status == "warn", found[name]
+        assert message in found[name].detail, found[name]
+    assert "vbox-networks" not in found  # provider unknown, no VirtualBox
+    vbox = providers_from({}, "7.0.14", None, None, None)
+    names = {ch.name for ch in lab_checks(_host(providers=vbox), VagrantConfig(unknown=NO_VAGRANT), PINS)}
+    assert {"virtualbox", "vbox-networks"} <= names
 
 
 def test_ports_and_tools() -> None:
@@ -135,30 +311,14 @@ def test_ports_and_tools() -> None:
     assert c.check_tool("bombardier", "/x/bombardier", None, "setup", pinned="v1.2.6").status == "warn"
 
 
-def test_lab_size_defaults_file_and_environment(tmp_path: Path) -> None:
-    assert load_lab_size(tmp_path, {}) == LabSize()
-    (tmp_path / "lab.yml").write_text(
-        "workers: 3\nworker:\n  memory: 2048\ncontroller_cpus: 4\nprovider: libvirt\n"
-    )
-    size = load_lab_size(tmp_path, {})
-    assert size.provider == "libvirt"
-    assert (size.workers, size.worker, size.controller.cpus, size.source) == (
-        3,
-        VmSize(cpus=2, memory_mb=2048),
-        4,
-        "lab.yml",
-    )
-    env = {"CANARYLAB_WORKERS": "1", "CANARYLAB_CONTROLLER_MEMORY": "6144"}
+def test_load_lab_size_asks_the_vagrantfile_or_raises(tmp_path: Path) -> None:
+    """For `canarylab up`: the Vagrantfile's size, or an error saying why there is none."""
+    with pytest.raises(CanarylabError, match="lab size unknown: vagrant is not installed"):
+        load_lab_size(tmp_path, {"PATH": str(tmp_path)})
+    written = json.dumps({"box": "b", "provider": "libvirt", "machines": _machines(workers=3)})
+    env = _stub_vagrant(tmp_path, f"echo '{written}' > \"$CANARYLAB_CONFIG_JSON\"")
     size = load_lab_size(tmp_path, env)
-    assert (size.workers, size.controller.memory_mb, size.memory_mb) == (1, 6144, 6144 + 2048)
-    assert load_lab_size(tmp_path, {"CANARYLAB_PROVIDER": "libvirt"}).provider == "libvirt"
-    both = {"CANARYLAB_PROVIDER": "libvirt", "VAGRANT_DEFAULT_PROVIDER": "parallels"}
-    assert load_lab_size(tmp_path, both).provider == "parallels"
-    with pytest.raises(CanarylabError, match="CANARYLAB_WORKERS"):
-        load_lab_size(tmp_path, {"CANARYLAB_WORKERS": "many"})
-    (tmp_path / "lab.yml").write_text("[not, a, mapping]\n")
-    with pytest.raises(CanarylabError, match="mapping"):
-        load_lab_size(tmp_path, {})
+    assert (size.provider, size.workers, size.memory_mb) == ("libvirt", 3, 3072 + 3 * 4096)
 
 
 # --- the box: the Vagrantfile's answer, and whether that build is known to exist -------
@@ -181,7 +341,7 @@ def _config(**values: object) -> VagrantConfig:
         "box_version": UBUNTU_PIN.version,
         "box_from": "versions.yml",
         "version_from": "versions.yml",
-        "machines": [{"name": "cl-controller", "group": "controller", "ip": "192.168.56.10", "cpus": 2}],
+        "machines": _machines(),
     }
     return VagrantConfig(values={**written, **values})
 
@@ -354,12 +514,11 @@ def test_every_pinned_box_records_its_builds(root: Path) -> None:
 
 
 def test_local_ports_cover_the_contract() -> None:
-    expected = {
-        LOCAL_PORTS["prometheus"],
-        *LOCAL_PORTS["model_service"].values(),
-        *LOCAL_PORTS["model_service_metrics"].values(),
-        *LOCAL_PORTS["app"].values(),
-    }
+    expected = {LOCAL_PORTS["prometheus"]}
+    for name in ("model_service", "model_service_metrics", "app"):
+        ports = LOCAL_PORTS[name]
+        assert isinstance(ports, Mapping), name
+        expected |= set(ports.values())
     assert set(local_ports().values()) == expected
 
 
@@ -367,7 +526,7 @@ def test_local_ports_cover_the_contract() -> None:
 def busy_port() -> Iterator[int]:
     """The local target's Prometheus port, made busy for the test (or already busy: other work
     on this machine may run a local target, and that must be reported the same way)."""
-    port = int(LOCAL_PORTS["prometheus"])
+    port = int(str(LOCAL_PORTS["prometheus"]))
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: ignore TIME_WAIT
         for _ in range(50):
@@ -407,9 +566,14 @@ def test_real_lab_checks_on_this_machine(root: Path) -> None:
     flags = Path("/proc/cpuinfo").read_text()
     has_virt = " vmx" in flags or " svm" in flags
     assert (found["virtualisation"].status != "fail") == has_virt
-    assert load_lab_size(root, {}).describe() in found["memory"].detail
-    arch = host_arch()
-    assert f"{load_lab_size(root, {}).provider} on {arch or 'an unknown architecture'}" in found["box"].detail
+    lab = lab_size(vagrant_config(root, lab_environment({})))
+    if isinstance(lab, LabSize):
+        assert lab.describe() in found["memory"].detail
+        arch = host_arch()
+        assert f"{lab.provider} on {arch or 'an unknown architecture'}" in found["box"].detail
+    else:
+        assert lab.message in found["memory"].detail
+        assert found["memory"].status == "warn"
 
 
 def test_cli_doctor_json_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:

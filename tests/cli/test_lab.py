@@ -43,6 +43,14 @@ INV
     echo "1700000000,cl-worker-1,provider-name,virtualbox"
     echo "1700000000,cl-worker-1,state,${FAKE_STATE:-running}"
     echo "1700000000,,ui,info,Current machine states:" ;;
+  validate)
+    # what the real Vagrantfile writes under CANARYLAB_CONFIG_JSON (the doctor's lab size)
+    cat > "$CANARYLAB_CONFIG_JSON" <<'JSON'
+{"provider": "virtualbox", "os": "ubuntu", "box": "bento/ubuntu-24.04", "machines": [
+ {"name": "cl-controller", "group": "controller", "ip": "192.168.56.10", "cpus": 2, "memory": 3072},
+ {"name": "cl-worker-1", "group": "workers", "ip": "192.168.56.11", "cpus": 2, "memory": 4096}]}
+JSON
+    ;;
   halt|destroy) exit 0 ;;
   *) echo "fake vagrant: unexpected $*" >&2; exit 9 ;;
 esac
