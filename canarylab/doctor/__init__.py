@@ -7,6 +7,7 @@ for a target.
 """
 
 from canarylab.doctor.model import Check, failed
-from canarylab.doctor.run import TARGETS, run_doctor
+from canarylab.doctor.run import run_doctor
+from canarylab.experiment.targets.base import TARGETS
 
 __all__ = ["TARGETS", "Check", "failed", "run_doctor"]

@@ -17,9 +17,9 @@ from canarylab.doctor import checks, facts
 from canarylab.doctor.box import PinnedBox, VagrantConfig, load_pins, vagrant_config
 from canarylab.doctor.labsize import LabSize, lab_size
 from canarylab.doctor.model import Check
+from canarylab.experiment.targets.base import TargetKind
 from canarylab_contract import LOCAL_PORTS
 
-TARGETS = ("lab", "local")
 VERSIONS_FILE = Path("inventory/group_vars/all/versions.yml")
 #: Environment variables that configure the lab (the Vagrantfile reads them).
 LAB_SETTINGS = ("CANARYLAB_", "VAGRANT_DEFAULT_PROVIDER")
@@ -120,7 +120,7 @@ def lab_environment(environ: Mapping[str, str] | None) -> dict[str, str]:
     return {**ours, **environ}
 
 
-def run_doctor(root: Path, target: str, environ: Mapping[str, str] | None = None) -> list[Check]:
+def run_doctor(root: Path, target: TargetKind, environ: Mapping[str, str] | None = None) -> list[Check]:
     """Gather this host's facts and run the checks of ``target`` ("lab" or "local")."""
     result = common_checks(root)
     if target == "lab":
