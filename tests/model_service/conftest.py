@@ -17,6 +17,7 @@ from model_service_support import StartServer
 import canarylab_contract as contract
 from canarylab.procs import ManagedProcess, ProcessGroup, console_script, free_port, wait_http_ok
 from model_service.api import ServiceState, create_app
+from model_service.cpu import CpuCost
 from model_service.metrics import ServiceMetrics
 from model_service.model import SentimentModel
 from model_service.settings import Settings
@@ -45,8 +46,11 @@ def make_app(trained_model_dir: Path, model: SentimentModel) -> Callable[..., tu
             simulated_latency_seconds=settings.simulated_latency_seconds,
             meta=served.meta if served is not None else None,
             **({"clock": clock} if clock else {}),
+            cpu_cost_seconds=settings.cpu_cost_seconds,
+            processes=settings.processes,
         )
-        app = create_app(ServiceState(settings=settings, metrics=metrics, model=served))
+        cpu = CpuCost.calibrated(settings.cpu_cost_ms)
+        app = create_app(ServiceState(settings=settings, metrics=metrics, model=served, cpu=cpu))
         return app, metrics
 
     return build
@@ -94,6 +98,10 @@ def start_server(procs: ProcessGroup, tmp_path: Path, trained_model_dir: Path) -
             "MODEL_SERVICE_VARIANT": contract.STABLE,
             "MODEL_SERVICE_THREADS": "4",
             "MODEL_SERVICE_SIMULATED_LATENCY_MS": "0",
+            "MODEL_SERVICE_CPU_COST_MS": "0",
+            "MODEL_SERVICE_PROCESSES": "1",
+            # gunicorn's private metrics directory goes under the test's tmp_path.
+            "TMPDIR": str(tmp_path),
             "MODEL_SERVICE_LOG_LEVEL": "INFO",
             **env,
         }

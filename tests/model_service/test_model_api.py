@@ -6,6 +6,7 @@ import json
 import threading
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -154,9 +155,22 @@ def test_health_ready_version(make_app: MakeApp, model: SentimentModel) -> None:
     assert version["threads"] == 16
     assert version["model_version"] == model.version
     assert version["model_sha256"] == model.meta.model_sha256
-    assert version["emulation"] == {"simulated_latency_ms": 25.0}
+    assert version["processes"] == 1
+    assert version["emulation"] == {
+        "simulated_latency_ms": 25.0,
+        "cpu_cost_ms": 0.0,
+        "cpu_iterations_per_ms": None,
+    }
+
     for path in (contract.HEALTH_PATH, contract.READY_PATH, contract.VERSION_PATH, contract.METRICS_PATH):
         assert client.get(path).headers[contract.VARIANT_HEADER] == contract.CANARY
+
+
+def test_version_reports_the_cpu_knob_and_its_calibration(make_app: MakeApp) -> None:
+    app, _ = make_app(cpu_cost_ms=3.0)
+    emulation = app.test_client().get(contract.VERSION_PATH).get_json()["emulation"]
+    assert emulation["cpu_cost_ms"] == 3.0
+    assert emulation["cpu_iterations_per_ms"] > 0
 
 
 def test_not_ready_without_a_model(make_app: MakeApp) -> None:
@@ -170,7 +184,7 @@ def test_not_ready_without_a_model(make_app: MakeApp) -> None:
 
 
 def test_metrics_names_labels_and_values(make_app: MakeApp, model: SentimentModel) -> None:
-    app, _ = make_app(variant=contract.CANARY, threads=16, simulated_latency_ms=20.0)
+    app, _ = make_app(variant=contract.CANARY, threads=16, simulated_latency_ms=20.0, cpu_cost_ms=2.0)
     resp = app.test_client().get(contract.METRICS_PATH)
     assert resp.status_code == 200
     assert resp.content_type.startswith("text/plain")
@@ -183,6 +197,8 @@ def test_metrics_names_labels_and_values(make_app: MakeApp, model: SentimentMode
         contract.MODEL_IN_FLIGHT,
         contract.MODEL_THREADS,
         contract.MODEL_SIMULATED_LATENCY_SECONDS,
+        contract.MODEL_SIMULATED_CPU_SECONDS,
+        contract.MODEL_PROCESSES,
         contract.MODEL_QUEUE_DEPTH,
         contract.MODEL_PROCESSING_WINDOW_MAX_SECONDS,
         contract.MODEL_INFO + "_info",
@@ -206,10 +222,25 @@ def test_metrics_names_labels_and_values(make_app: MakeApp, model: SentimentMode
     assert _value(app, contract.MODEL_PROCESSING_WINDOW_MAX_SECONDS) == pytest.approx(processing)
     assert _value(app, contract.MODEL_THREADS) == 16
     assert _value(app, contract.MODEL_SIMULATED_LATENCY_SECONDS) == pytest.approx(0.020)
+    assert _value(app, contract.MODEL_SIMULATED_CPU_SECONDS) == pytest.approx(0.002)
+    assert _value(app, contract.MODEL_PROCESSES) == 1
     assert _value(app, contract.MODEL_IN_FLIGHT) == 0
     assert _value(app, contract.MODEL_QUEUE_DEPTH) == 0
     info = samples[contract.MODEL_INFO + "_info"][0].labels
     assert (info["version"], info["sha256"]) == (model.version, model.meta.model_sha256)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the process collector reads /proc (Linux)")
+def test_process_cpu_seconds_are_exported_per_variant(make_app: MakeApp) -> None:
+    """prometheus_client's process collector, in the app's own registry, labelled with the variant."""
+    app, _ = make_app(variant=contract.CANARY, cpu_cost_ms=30.0)
+    before = _value(app, contract.MODEL_PROCESS_CPU_SECONDS, variant=contract.CANARY)
+    for _ in range(5):
+        assert _predict(app, {"review": "fine"}).status_code == 200
+    after = _value(app, contract.MODEL_PROCESS_CPU_SECONDS, variant=contract.CANARY)
+    # 5 x 30 ms of calibrated CPU; the clock ticks in 10 ms, so ask for well under 150 ms.
+    assert after - before >= 0.08, (before, after)
+    assert "process_resident_memory_bytes" in _samples(app)
 
 
 def test_in_flight_counts_the_request_being_handled(make_app: MakeApp, model: SentimentModel) -> None:

@@ -64,7 +64,12 @@ def test_every_endpoint_over_http(start_server: StartServer, port: int) -> None:
         version = http.get(base + contract.VERSION_PATH, timeout=10)
         assert version.json()["threads"] == 16
         assert version.json()["model_version"] == body["model_version"]
-        assert version.json()["emulation"] == {"simulated_latency_ms": 5.0}
+        assert version.json()["emulation"] == {
+            "simulated_latency_ms": 5.0,
+            "cpu_cost_ms": 0.0,
+            "cpu_iterations_per_ms": None,
+        }
+        assert version.json()["processes"] == 1
         for path in (contract.HEALTH_PATH, contract.READY_PATH, contract.VERSION_PATH, contract.METRICS_PATH):
             resp = http.get(base + path, timeout=10)
             assert resp.status_code == 200, path
@@ -128,6 +133,8 @@ def _run_serve(env: dict[str, str], timeout: float = 60) -> subprocess.Completed
         ("MODEL_SERVICE_METRICS_PORT", "0"),
         ("MODEL_SERVICE_SIMULATED_LATENCY_MS", "-5"),
         ("MODEL_SERVICE_HOST", "bad host"),
+        ("MODEL_SERVICE_CPU_COST_MS", "lots"),
+        ("MODEL_SERVICE_PROCESSES", "0"),
     ],
 )
 def test_bad_setting_exits_2_with_a_message_and_no_traceback(

@@ -24,6 +24,8 @@ def test_defaults() -> None:
         host="127.0.0.1",
         simulated_latency_ms=0.0,
         log_level="INFO",
+        cpu_cost_ms=0.0,
+        processes=1,
     )
     assert got.simulated_latency_seconds == 0.0
 
@@ -39,8 +41,11 @@ def test_valid_values() -> None:
             s.ENV_HOST: "0.0.0.0",
             s.ENV_SIMULATED_LATENCY_MS: "12.5",
             s.ENV_LOG_LEVEL: "debug",
+            s.ENV_CPU_COST_MS: "40",
+            s.ENV_PROCESSES: "4",
         }
     )
+    assert (got.cpu_cost_ms, got.cpu_cost_seconds, got.processes) == (40.0, 0.04, 4)
     assert (got.threads, got.variant, got.port, got.host) == (16, contract.CANARY, 18082, "0.0.0.0")
     assert got.metrics_port == 18084
     assert got.simulated_latency_seconds == pytest.approx(0.0125)
@@ -83,6 +88,15 @@ def test_settings_are_frozen() -> None:
         (s.ENV_SIMULATED_LATENCY_MS, "inf"),
         (s.ENV_SIMULATED_LATENCY_MS, "60001"),
         (s.ENV_LOG_LEVEL, "LOUD"),
+        (s.ENV_CPU_COST_MS, "-1"),
+        (s.ENV_CPU_COST_MS, "busy"),
+        (s.ENV_CPU_COST_MS, "nan"),
+        (s.ENV_CPU_COST_MS, "inf"),
+        (s.ENV_CPU_COST_MS, "60001"),
+        (s.ENV_PROCESSES, "0"),
+        (s.ENV_PROCESSES, "65"),
+        (s.ENV_PROCESSES, "two"),
+        (s.ENV_PROCESSES, "1.5"),
     ],
 )
 def test_bad_value_names_variable_value_and_what_is_allowed(name: str, value: str) -> None:
@@ -93,6 +107,15 @@ def test_bad_value_names_variable_value_and_what_is_allowed(name: str, value: st
     assert repr(value) in err.value.message
     assert "expected" in err.value.message
     assert err.value.hint
+
+
+def test_cpu_cost_error_says_what_is_allowed() -> None:
+    with pytest.raises(SettingsError) as err:
+        s.from_env({**BASE, s.ENV_CPU_COST_MS: "-1"})
+    assert err.value.message == (
+        f"{s.ENV_CPU_COST_MS}='-1' is not valid: expected milliseconds, a number from 0 to 60000"
+    )
+    assert err.value.hint == f"fix or unset {s.ENV_CPU_COST_MS}"
 
 
 def test_missing_model_dir_says_how_to_make_one() -> None:

@@ -40,6 +40,13 @@ MODEL_IN_FLIGHT: Final = "canarylab_model_in_flight_requests"
 MODEL_THREADS: Final = "canarylab_model_server_threads"
 #: Gauge: the simulated-latency emulation knob, seconds (0 when off).
 MODEL_SIMULATED_LATENCY_SECONDS: Final = "canarylab_model_simulated_latency_seconds"
+#: Gauge: the simulated CPU-cost emulation knob (work that holds the GIL), seconds (0 when off).
+MODEL_SIMULATED_CPU_SECONDS: Final = "canarylab_model_simulated_cpu_seconds"
+#: Gauge: configured model-service worker processes (1 = one waitress process).
+MODEL_PROCESSES: Final = "canarylab_model_processes"
+#: Counter: CPU seconds of a model-service process (prometheus_client's process
+#: collector, Linux only); labelled `variant`, and `pid` with several processes.
+MODEL_PROCESS_CPU_SECONDS: Final = "process_cpu_seconds_total"
 #: Gauge: requests waiting in waitress's task queue for a free thread.
 MODEL_QUEUE_DEPTH: Final = "canarylab_model_task_queue_depth"
 #: Gauge: the longest /predict processing time of the last
@@ -134,6 +141,9 @@ def as_dict() -> dict[str, object]:
             "model_in_flight": MODEL_IN_FLIGHT,
             "model_threads": MODEL_THREADS,
             "model_simulated_latency_seconds": MODEL_SIMULATED_LATENCY_SECONDS,
+            "model_simulated_cpu_seconds": MODEL_SIMULATED_CPU_SECONDS,
+            "model_processes": MODEL_PROCESSES,
+            "model_process_cpu_seconds": MODEL_PROCESS_CPU_SECONDS,
             "model_queue_depth": MODEL_QUEUE_DEPTH,
             "model_processing_window_max_seconds": MODEL_PROCESSING_WINDOW_MAX_SECONDS,
             "model_info": MODEL_INFO,

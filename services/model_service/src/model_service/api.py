@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from flask import Flask, Response, g, jsonify, request
@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 import canarylab_contract as contract
 from model_service import __version__
+from model_service.cpu import CpuCost
 from model_service.metrics import ServiceMetrics, outcome_for
 from model_service.model import SentimentModel
 from model_service.settings import Settings
@@ -45,6 +46,8 @@ class ServiceState:
     settings: Settings
     metrics: ServiceMetrics
     model: SentimentModel | None
+    #: The CPU-cost knob, calibrated at start (off unless the settings turn it on).
+    cpu: CpuCost = field(default_factory=lambda: CpuCost(0.0, None))
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
@@ -163,6 +166,8 @@ def _register_routes(app: Flask, state: ServiceState) -> None:
         if settings.simulated_latency_ms > 0:
             # Emulation: an I/O-like wait that holds this server thread (see docs/model-service.md).
             time.sleep(settings.simulated_latency_seconds)
+        # Emulation: CPU work that holds the GIL, like CPU-bound inference (model_service/cpu.py).
+        state.cpu.spend()
         result = state.model.predict(review)
         return jsonify(
             sentiment=result.sentiment,
@@ -184,16 +189,22 @@ def _register_routes(app: Flask, state: ServiceState) -> None:
     @app.get(contract.VERSION_PATH)
     def version() -> Response:
         meta = state.model.meta if state.model else None
+        calibration = state.cpu.calibration
         return jsonify(
             service="canarylab-model-service",
             service_version=__version__,
             variant=settings.variant,
             threads=settings.threads,
+            processes=settings.processes,
             model_version=meta.version if meta else None,
             model_sha256=meta.model_sha256 if meta else None,
             model_accuracy=meta.accuracy if meta else None,
             dataset_sha256=meta.dataset_sha256 if meta else None,
-            emulation={"simulated_latency_ms": settings.simulated_latency_ms},
+            emulation={
+                "simulated_latency_ms": settings.simulated_latency_ms,
+                "cpu_cost_ms": settings.cpu_cost_ms,
+                "cpu_iterations_per_ms": calibration.iterations_per_ms if calibration else None,
+            },
         )
 
     @app.get(contract.METRICS_PATH)

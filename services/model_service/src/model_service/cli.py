@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser(
         "serve",
-        help="serve the model with waitress (settings: MODEL_SERVICE_* environment variables)",
+        help="serve the model with waitress, or gunicorn when MODEL_SERVICE_PROCESSES > 1 "
+        "(settings: MODEL_SERVICE_* environment variables)",
         description="Settings come from the environment: "
         + ", ".join(
             (
@@ -53,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                 settings.ENV_HOST,
                 settings.ENV_PORT,
                 settings.ENV_SIMULATED_LATENCY_MS,
+                settings.ENV_CPU_COST_MS,
+                settings.ENV_PROCESSES,
                 settings.ENV_LOG_LEVEL,
             )
         )
@@ -75,6 +78,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _serve(_args: argparse.Namespace) -> int:
     config = settings.from_env(os.environ)  # fails fast, before the heavy imports
+    if config.processes > 1:
+        from model_service import prefork  # noqa: PLC0415 - heavy (gunicorn, Flask, scikit-learn)
+
+        prefork.serve(config)
+        return 0
     from model_service import server  # noqa: PLC0415 - heavy (Flask, waitress, scikit-learn)
 
     server.serve(config)

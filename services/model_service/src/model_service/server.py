@@ -28,6 +28,7 @@ import waitress
 
 import canarylab_contract as contract
 from model_service.api import ServiceState, create_app
+from model_service.cpu import CpuCost
 from model_service.errors import ModelServiceError
 from model_service.metrics import ServiceMetrics
 from model_service.model import SentimentModel
@@ -71,18 +72,34 @@ class Service:
     server: Any
     metrics: ServiceMetrics
     model: SentimentModel
+    cpu: CpuCost
+
+
+def calibrated_cpu_cost(settings: Settings) -> CpuCost:
+    """The CPU-cost knob, calibrated on this host when it is on (and logged)."""
+    cpu = CpuCost.calibrated(settings.cpu_cost_ms)
+    if cpu.calibration is not None:
+        log.info(
+            "cpu cost %g ms = %d iterations; calibration: %s",
+            settings.cpu_cost_ms,
+            cpu.iterations,
+            cpu.calibration.describe(),
+        )
+    return cpu
 
 
 def build(settings: Settings) -> Service:
     """Load the model, then create (but do not run) the waitress server."""
     model = SentimentModel.load(settings.model_dir)
+    cpu = calibrated_cpu_cost(settings)
     metrics = ServiceMetrics(
         variant=settings.variant,
         threads=settings.threads,
         simulated_latency_seconds=settings.simulated_latency_seconds,
         meta=model.meta,
+        cpu_cost_seconds=settings.cpu_cost_seconds,
     )
-    app = create_app(ServiceState(settings=settings, metrics=metrics, model=model))
+    app = create_app(ServiceState(settings=settings, metrics=metrics, model=model, cpu=cpu))
     try:
         server = waitress.create_server(
             app,
@@ -104,7 +121,7 @@ def build(settings: Settings) -> Service:
             f"cannot listen on {where}: {err.strerror or err}", f"check {ENV_HOST} and {ENV_PORT}"
         ) from err
     metrics.bind_queue_depth(queue_depth_reader(server.task_dispatcher))
-    return Service(server=server, metrics=metrics, model=model)
+    return Service(server=server, metrics=metrics, model=model, cpu=cpu)
 
 
 @dataclass
@@ -125,12 +142,14 @@ class MetricsListener:
         self.thread.join(timeout)
 
 
-def start_metrics_listener(settings: Settings, metrics: ServiceMetrics) -> MetricsListener:
-    """Serve ``metrics``' registry on MODEL_SERVICE_HOST:MODEL_SERVICE_METRICS_PORT, independent of
-    waitress's thread pool, from now until :meth:`MetricsListener.stop`."""
+def start_metrics_listener(
+    settings: Settings, registry: prometheus_client.CollectorRegistry
+) -> MetricsListener:
+    """Serve ``registry`` on MODEL_SERVICE_HOST:MODEL_SERVICE_METRICS_PORT, independent of
+    the request threads, from now until :meth:`MetricsListener.stop`."""
     try:
         server, thread = prometheus_client.start_http_server(
-            settings.metrics_port, addr=settings.host, registry=metrics.registry
+            settings.metrics_port, addr=settings.host, registry=registry
         )
     except OSError as err:
         where = f"{settings.host}:{settings.metrics_port}"
@@ -170,16 +189,18 @@ def serve(settings: Settings) -> None:
     service = build(settings)
     server = service.server
     try:
-        metrics_listener = start_metrics_listener(settings, service.metrics)
+        metrics_listener = start_metrics_listener(settings, service.metrics.registry)
     except ModelServiceError:
         server.close()
         raise
     log.info(
-        "serving model %s variant=%s threads=%d simulated_latency_ms=%g on %s, metrics on %s%s",
+        "serving model %s variant=%s threads=%d simulated_latency_ms=%g cpu_cost_ms=%g on %s, "
+        "metrics on %s%s",
         service.model.version,
         settings.variant,
         settings.threads,
         settings.simulated_latency_ms,
+        settings.cpu_cost_ms,
         " ".join(listen_urls(server)),
         metrics_listener.url,
         METRICS_PATH,

@@ -26,6 +26,8 @@ ENV_METRICS_PORT: Final = "MODEL_SERVICE_METRICS_PORT"
 ENV_HOST: Final = "MODEL_SERVICE_HOST"
 ENV_MODEL_DIR: Final = "MODEL_SERVICE_MODEL_DIR"
 ENV_SIMULATED_LATENCY_MS: Final = "MODEL_SERVICE_SIMULATED_LATENCY_MS"
+ENV_CPU_COST_MS: Final = "MODEL_SERVICE_CPU_COST_MS"
+ENV_PROCESSES: Final = "MODEL_SERVICE_PROCESSES"
 ENV_LOG_LEVEL: Final = "MODEL_SERVICE_LOG_LEVEL"
 
 DEFAULT_THREADS: Final = contract.DEFAULT_THREADS[contract.STABLE]
@@ -34,6 +36,11 @@ MAX_THREADS: Final = 256
 DEFAULT_HOST: Final = "127.0.0.1"
 #: Upper bound of the emulation knob: a minute per request is already absurd.
 MAX_SIMULATED_LATENCY_MS: Final = 60_000.0
+#: Upper bound of the CPU-cost knob, same reasoning.
+MAX_CPU_COST_MS: Final = 60_000.0
+MIN_PROCESSES: Final = 1
+#: Upper bound of worker processes: far more than a laptop's or a pod's cores.
+MAX_PROCESSES: Final = 64
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -55,10 +62,18 @@ class Settings:
     host: str = DEFAULT_HOST
     simulated_latency_ms: float = 0.0
     log_level: str = "INFO"
+    #: Emulation: pure-Python work per prediction that holds the GIL, milliseconds (0 = off).
+    cpu_cost_ms: float = 0.0
+    #: Worker processes: 1 = one waitress process; more = gunicorn with gthread workers.
+    processes: int = 1
 
     @property
     def simulated_latency_seconds(self) -> float:
         return self.simulated_latency_ms / 1000.0
+
+    @property
+    def cpu_cost_seconds(self) -> float:
+        return self.cpu_cost_ms / 1000.0
 
     @property
     def log_level_number(self) -> int:
@@ -89,15 +104,23 @@ def _int_in(name: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _latency(raw: str) -> float:
-    allowed = f"milliseconds, a number from 0 to {MAX_SIMULATED_LATENCY_MS:g}"
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _bad(ENV_SIMULATED_LATENCY_MS, raw, allowed) from None
-    if not math.isfinite(value) or not 0 <= value <= MAX_SIMULATED_LATENCY_MS:
-        raise _bad(ENV_SIMULATED_LATENCY_MS, raw, allowed)
-    return value
+def _milliseconds(name: str, high: float) -> Callable[[str], float]:
+    allowed = f"milliseconds, a number from 0 to {high:g}"
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise _bad(name, raw, allowed) from None
+        if not math.isfinite(value) or not 0 <= value <= high:
+            raise _bad(name, raw, allowed)
+        return value
+
+    return parse
+
+
+_latency = _milliseconds(ENV_SIMULATED_LATENCY_MS, MAX_SIMULATED_LATENCY_MS)
+_cpu_cost = _milliseconds(ENV_CPU_COST_MS, MAX_CPU_COST_MS)
 
 
 def _variant(raw: str) -> str:
@@ -157,6 +180,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
         )
     host = field(ENV_HOST, DEFAULT_HOST, _host)
     latency = field(ENV_SIMULATED_LATENCY_MS, 0.0, _latency)
+    cpu_cost = field(ENV_CPU_COST_MS, 0.0, _cpu_cost)
+    processes = field(ENV_PROCESSES, 1, _int_in(ENV_PROCESSES, MIN_PROCESSES, MAX_PROCESSES))
     log_level = field(ENV_LOG_LEVEL, "INFO", _log_level)
     model_dir = field(ENV_MODEL_DIR, None, _model_dir)
     if model_dir is None:
@@ -181,4 +206,6 @@ def from_env(env: Mapping[str, str]) -> Settings:
         host=host,
         simulated_latency_ms=latency,
         log_level=log_level,
+        cpu_cost_ms=cpu_cost,
+        processes=processes,
     )
