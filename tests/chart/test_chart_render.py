@@ -113,6 +113,11 @@ def test_validation_catches_a_wrong_field(
         ({"variants.stable.weight": "70"}, "add up to 100"),
         ({"image.pullPolicy": "Sometimes"}, "pullPolicy"),
         ({"variants.canary.modelService.threads": "0"}, "threads"),
+        ({"variants.canary.modelService.replicas": "0"}, "/variants/canary/modelService/replicas"),
+        ({"variants.stable.app.replicas": "0"}, "/variants/stable/app/replicas"),
+        ({"variants.stable.modelService.processes": "0"}, "/variants/stable/modelService/processes"),
+        ({"variants.stable.modelService.processes": "65"}, "/variants/stable/modelService/processes"),
+        ({"variants.canary.modelService.cpuCostMs": "-1"}, "/variants/canary/modelService/cpuCostMs"),
         ({"istio.gateway.create": "false"}, "istio.gateway.name is required"),
         ({"unknownKey": "1"}, "unknownKey"),
         (
@@ -155,6 +160,39 @@ def test_custom_threads_and_replicas(custom_docs: list[Doc]) -> None:
     assert env_of(stable)["MODEL_SERVICE_SIMULATED_LATENCY_MS"] == "5"
     assert env_of(stable)["MODEL_SERVICE_MODEL_DIR"] == "/models/sentiment"
     assert (stable["spec"]["replicas"], canary["spec"]["replicas"]) == (2, 3)
+
+
+def test_default_replicas_processes_and_knobs_per_variant(
+    default_docs: list[Doc], contract: dict[str, Any]
+) -> None:
+    """Defaults: one pod of each, one waitress process, both emulation knobs off."""
+    for variant in contract["variants"]:
+        deploy = one(default_docs, "Deployment", f"canarylab-model-service-{variant}")
+        assert deploy["spec"]["replicas"] == 1
+        env = env_of(deploy)
+        assert env["MODEL_SERVICE_PROCESSES"] == "1"
+        assert env["MODEL_SERVICE_SIMULATED_LATENCY_MS"] == "0"
+        assert env["MODEL_SERVICE_CPU_COST_MS"] == "0"
+        assert one(default_docs, "Deployment", f"canarylab-app-{variant}")["spec"]["replicas"] == 1
+
+
+def test_custom_replicas_processes_and_knobs_per_variant(custom_docs: list[Doc]) -> None:
+    got = {}
+    for variant in ("stable", "canary"):
+        deploy = one(custom_docs, "Deployment", f"exp2-model-service-{variant}")
+        env = env_of(deploy)
+        got[variant] = (
+            deploy["spec"]["replicas"],
+            env["MODEL_SERVICE_PROCESSES"],
+            env["MODEL_SERVICE_THREADS"],
+            env["MODEL_SERVICE_SIMULATED_LATENCY_MS"],
+            env["MODEL_SERVICE_CPU_COST_MS"],
+        )
+    assert got == {"stable": (2, "2", "2", "5", "12.5"), "canary": (3, "4", "32", "0", "40")}
+    app_replicas = [
+        one(custom_docs, "Deployment", f"exp2-app-{v}")["spec"]["replicas"] for v in ("stable", "canary")
+    ]
+    assert app_replicas == [2, 1]
 
 
 def test_pods_carry_the_variant(default_docs: list[Doc], contract: dict[str, Any]) -> None:
