@@ -1,3 +1,4 @@
+# Ours, not grafana-client: 5.1.4 pulls urllib3-future, which overwrites requests' urllib3 (see docs).
 """A small client for Grafana's HTTP API: health, folders, dashboard import, annotations.
 
 It speaks the classic ``/api`` endpoints, which Grafana 11 and 12 both serve:

@@ -1,7 +1,6 @@
 """The canarylab Grafana dashboard: generated from Python, validated, and checked against Prometheus.
 
-- :mod:`.layout`: grid placement that cannot overlap.
-- :mod:`.panels`: Grafana JSON for rows, time series and variables.
+- :mod:`.panels`: rows, time series, variables and annotations, with grafana-foundation-sdk's builders.
 - :mod:`.build`: the canarylab dashboard itself, made from :mod:`canarylab.queries`.
 - :mod:`.validate`: structural checks of any dashboard JSON.
 - :mod:`.promql`: every panel query with the dashboard variables substituted.

@@ -29,7 +29,9 @@ _HEADER = (
 
 
 def dashboard_json(dashboard: dict[str, Any] | None = None) -> str:
-    return json.dumps(dashboard if dashboard is not None else build(), indent=2, ensure_ascii=False) + "\n"
+    """Keys sorted: a stable file, whatever order the SDK writes them in."""
+    data = dashboard if dashboard is not None else build()
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def _yaml(data: object) -> str:

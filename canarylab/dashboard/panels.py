@@ -1,28 +1,45 @@
-"""Grafana dashboard JSON (the classic model, schemaVersion 39: Grafana 11 and 12) for what we use.
+"""The dashboard's pieces, made with grafana-foundation-sdk's typed builders (Grafana 11.6's schema).
 
-Only the fields we set are written; Grafana fills in its defaults on load.
-Every query panel and query variable points at the Prometheus data source
-through the ``datasource`` variable, never at a fixed uid.
+The SDK writes the JSON (classic model, its ``schemaVersion``) and places panels on the grid;
+this module only says what we use. What the pinned SDK's models cannot express (a query
+variable's ``definition``, a Prometheus annotation's title, tags and step) is added to the
+JSON by :func:`add_fields`. Every query panel and query
+variable points at the Prometheus data source through the ``datasource`` variable, never at a
+fixed uid.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from canarylab.dashboard.layout import GridPos
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.prometheus import QueryEditorMode
+
 from canarylab.queries import Query
 
 JSON = dict[str, Any]
 
-#: Grafana 11.0's dashboard schema; Grafana 11.x and 12.x migrate it on load.
-SCHEMA_VERSION = 39
+#: The schema the SDK writes (Grafana 11.6); Grafana 12 migrates it on load.
+SCHEMA_VERSION = 41
 DATASOURCE_VAR = "datasource"
 #: How panels, targets and query variables name the Prometheus data source.
-DATASOURCE_REF: JSON = {"type": "prometheus", "uid": f"${{{DATASOURCE_VAR}}}"}
+DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VAR}}}")
 #: Grafana's own annotation store (the only non-Prometheus data source we use).
-GRAFANA_DATASOURCE_REF: JSON = {"type": "grafana", "uid": "-- Grafana --"}
+GRAFANA_DATASOURCE = dm.DataSourceRef(type_val="grafana", uid="-- Grafana --")
+
+
+def to_json(builder: db.Dashboard) -> JSON:
+    """The dashboard as plain JSON data (what the API, the sidecar and the validator read)."""
+    data: JSON = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    return data
 
 
 @dataclass(frozen=True)
@@ -33,15 +50,16 @@ class Target:
     expr: str
     legend: str | None = None
 
-    def as_dict(self, ref_id: str) -> JSON:
-        return {
-            "datasource": dict(DATASOURCE_REF),
-            "editorMode": "code",
-            "expr": self.expr,
-            "legendFormat": self.legend or self.query.legend,
-            "range": True,
-            "refId": ref_id,
-        }
+    def builder(self, ref_id: str) -> prometheus.Dataquery:
+        return (
+            prometheus.Dataquery()
+            .datasource(DATASOURCE)
+            .editor_mode(QueryEditorMode.CODE)
+            .expr(self.expr)
+            .legend_format(self.legend or self.query.legend)
+            .range()
+            .ref_id(ref_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -59,11 +77,8 @@ class Override:
     regex: str
     properties: tuple[tuple[str, Any], ...]
 
-    def as_dict(self) -> JSON:
-        return {
-            "matcher": {"id": "byRegexp", "options": self.regex},
-            "properties": [{"id": k, "value": v} for k, v in self.properties],
-        }
+    def values(self) -> list[dm.DynamicConfigValue]:
+        return [dm.DynamicConfigValue(id_val=k, value=v) for k, v in self.properties]
 
 
 def fixed_color(color: str) -> tuple[str, Any]:
@@ -91,63 +106,59 @@ class TimeSeries:
     decimals: int | None = None
     legend_calcs: tuple[str, ...] = ("mean", "max", "lastNotNull")
 
-    def as_dict(self, panel_id: int, pos: GridPos) -> JSON:
-        steps: list[JSON] = [{"color": "green", "value": None}]
+    def builder(self, panel_id: int, width: int, height: int) -> timeseries.Panel:
+        """The panel, ``width`` x ``height``; the dashboard builder gives it its place on the grid."""
+        steps = [dm.Threshold(value=None, color="green")]
         if self.threshold is not None:
-            steps.append({"color": self.threshold.color, "value": self.threshold.value})
-        defaults: JSON = {
-            "color": {"mode": "palette-classic"},
-            "custom": {
-                "axisBorderShow": False,
-                "axisPlacement": "auto",
-                "drawStyle": "line",
-                "fillOpacity": 0,
-                "lineInterpolation": "linear",
-                "lineWidth": 1,
-                "pointSize": 4,
-                "showPoints": "never",
-                "spanNulls": False,
-                "thresholdsStyle": {"mode": "dashed" if self.threshold else "off"},
-            },
-            "thresholds": {"mode": "absolute", "steps": steps},
-            "unit": self.unit,
-        }
-        for key in ("min", "max", "decimals"):
-            value = getattr(self, key)
-            if value is not None:
-                defaults[key] = value
-        return {
-            "datasource": dict(DATASOURCE_REF),
-            "description": self.description,
-            "fieldConfig": {"defaults": defaults, "overrides": [o.as_dict() for o in self.overrides]},
-            "gridPos": pos.as_dict(),
-            "id": panel_id,
-            "options": {
-                "legend": {
-                    "calcs": list(self.legend_calcs),
-                    "displayMode": "table",
-                    "placement": "bottom",
-                    "showLegend": True,
-                    "sortBy": "Name",
-                    "sortDesc": False,
-                },
-                "tooltip": {"mode": "multi", "sort": "desc"},
-            },
-            "targets": [t.as_dict(_ref_id(i)) for i, t in enumerate(self.targets)],
-            "title": self.title,
-            "type": "timeseries",
-        }
+            steps.append(dm.Threshold(value=self.threshold.value, color=self.threshold.color))
+        mode = cm.GraphThresholdsStyleMode.DASHED if self.threshold else cm.GraphThresholdsStyleMode.OFF
+        panel = (
+            timeseries.Panel()
+            .id(panel_id)
+            .title(self.title)
+            .description(self.description)
+            .datasource(DATASOURCE)
+            .span(width)
+            .height(height)
+            .unit(self.unit)
+            .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.PALETTE_CLASSIC))
+            .thresholds(db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps))
+            .axis_border_show(False)
+            .axis_placement(cm.AxisPlacement.AUTO)
+            .draw_style(cm.GraphDrawStyle.LINE)
+            .fill_opacity(0)
+            .line_interpolation(cm.LineInterpolation.LINEAR)
+            .line_width(1)
+            .point_size(4)
+            .show_points(cm.VisibilityMode.NEVER)
+            .span_nulls(False)
+            .thresholds_style(cb.GraphThresholdsStyleConfig().mode(mode))
+            .legend(
+                cb.VizLegendOptions()
+                .calcs(list(self.legend_calcs))
+                .display_mode(cm.LegendDisplayMode.TABLE)
+                .placement(cm.LegendPlacement.BOTTOM)
+                .show_legend(True)
+                .sort_by("Name")
+                .sort_desc(False)
+            )
+            .tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING))
+            .targets([t.builder(_ref_id(i)) for i, t in enumerate(self.targets)])
+        )
+        if self.min is not None:
+            panel = panel.min(self.min)
+        if self.max is not None:
+            panel = panel.max(self.max)
+        if self.decimals is not None:
+            panel = panel.decimals(self.decimals)
+        for o in self.overrides:
+            panel = panel.override_by_regexp(o.regex, o.values())
+        return panel
 
 
-def row(panel_id: int, title: str, pos: GridPos) -> JSON:
-    return {
-        "collapsed": False,
-        "gridPos": pos.as_dict(),
-        "id": panel_id,
-        "panels": [],
-        "title": title,
-        "type": "row",
-    }
+def row(panel_id: int, title: str) -> db.Row:
+    """An expanded row: its panels follow it in the dashboard (Grafana drops panels nested in one)."""
+    return db.Row(title).id(panel_id)
 
 
 def _ref_id(index: int) -> str:
@@ -158,100 +169,89 @@ def _ref_id(index: int) -> str:
 # --- variables -------------------------------------------------------------------
 
 
-def datasource_variable() -> JSON:
-    return {
-        "current": {},
-        "hide": 0,
-        "includeAll": False,
-        "label": "Data source",
-        "multi": False,
-        "name": DATASOURCE_VAR,
-        "options": [],
-        "query": "prometheus",
-        "refresh": 1,
-        "regex": "",
-        "skipUrlSync": False,
-        "type": "datasource",
-    }
+def datasource_variable() -> db.DatasourceVariable:
+    return (
+        db.DatasourceVariable(DATASOURCE_VAR)
+        .label("Data source")
+        .type("prometheus")
+        .hide(dm.VariableHide.DONT_HIDE)
+        .multi(False)
+        .include_all(False)
+        .regex("")
+    )
 
 
-def label_values_variable(name: str, label: str, metric: str, description: str) -> JSON:
-    """Values of ``label`` on ``metric``; "All" matches every value, and series without the label."""
-    query = f"label_values({metric}, {name})"
-    return {
-        "allValue": ".*",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-        "datasource": dict(DATASOURCE_REF),
-        "definition": query,
-        "description": description,
-        "hide": 0,
-        "includeAll": True,
-        "label": label,
-        "multi": True,
-        "name": name,
-        "options": [],
+def label_values_query(metric: str, label: str) -> str:
+    return f"label_values({metric}, {label})"
+
+
+def label_values_variable(name: str, label: str, metric: str, description: str) -> db.QueryVariable:
+    """Values of ``label`` on ``metric``; "All" matches every value, and series without the label.
+
+    Its ``definition`` (the SDK has no field for it) is added by :func:`add_fields`.
+    """
+    return (
+        db.QueryVariable(name)
+        .label(label)
+        .description(description)
+        .datasource(DATASOURCE)
+        .hide(dm.VariableHide.DONT_HIDE)
         # The plain-string form: every Grafana since 7 reads it (and migrates it for its editor).
-        "query": query,
-        "refresh": 2,
-        "regex": "",
-        "skipUrlSync": False,
-        "sort": 1,
-        "type": "query",
-    }
+        .query(label_values_query(metric, name))
+        .current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .options([])
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+        .regex("")
+    )
 
 
-@dataclass(frozen=True)
-class IntervalVariable:
-    name: str
-    label: str
-    description: str
-    choices: tuple[str, ...]
-    default: str
-
-    def as_dict(self) -> JSON:
-        if self.default not in self.choices:
-            raise ValueError(f"default {self.default!r} is not one of {self.choices}")
-        return {
-            "auto": False,
-            "auto_count": 30,
-            "auto_min": "10s",
-            "current": {"selected": True, "text": self.default, "value": self.default},
-            "description": self.description,
-            "hide": 0,
-            "label": self.label,
-            "name": self.name,
-            "options": [{"selected": c == self.default, "text": c, "value": c} for c in self.choices],
-            "query": ",".join(self.choices),
-            "refresh": 2,
-            "skipUrlSync": False,
-            "type": "interval",
-        }
+def interval_variable(
+    name: str, label: str, description: str, choices: Sequence[str], default: str
+) -> db.IntervalVariable:
+    if default not in choices:
+        raise ValueError(f"default {default!r} is not one of {tuple(choices)}")
+    return (
+        db.IntervalVariable(name)
+        .label(label)
+        .description(description)
+        .hide(dm.VariableHide.DONT_HIDE)
+        .values(",".join(choices))
+        .current(dm.VariableOption(selected=True, text=default, value=default))
+        .options([dm.VariableOption(selected=c == default, text=c, value=c) for c in choices])
+        .auto(False)
+    )
 
 
 # --- annotations -----------------------------------------------------------------
 
 
-def builtin_annotations() -> JSON:
-    return {
-        "builtIn": 1,
-        "datasource": dict(GRAFANA_DATASOURCE_REF),
-        "enable": True,
-        "hide": True,
-        "iconColor": "rgba(0, 211, 255, 1)",
-        "name": "Annotations & Alerts",
-        "type": "dashboard",
-    }
+def builtin_annotations() -> db.AnnotationQuery:
+    return (
+        db.AnnotationQuery()
+        .name("Annotations & Alerts")
+        .datasource(GRAFANA_DATASOURCE)
+        .built_in(1)
+        .enable(True)
+        .hide(True)
+        .icon_color("rgba(0, 211, 255, 1)")
+        .type("dashboard")
+    )
 
 
-def tag_annotations(name: str, tags: Sequence[str], color: str) -> JSON:
+def tag_annotations(name: str, tags: Sequence[str], color: str) -> db.AnnotationQuery:
     """Annotations in Grafana's store that carry all of ``tags`` (posted by the experiment engine)."""
-    return {
-        "datasource": dict(GRAFANA_DATASOURCE_REF),
-        "enable": True,
-        "iconColor": color,
-        "name": name,
-        "target": {"limit": 200, "matchAny": False, "tags": list(tags), "type": "tags"},
-    }
+    return (
+        db.AnnotationQuery()
+        .name(name)
+        .datasource(GRAFANA_DATASOURCE)
+        .enable(True)
+        .icon_color(color)
+        .target(db.AnnotationTarget().limit(200).match_any(False).tags(list(tags)).type("tags"))
+    )
 
 
 @dataclass(frozen=True)
@@ -265,16 +265,30 @@ class PromAnnotation:
     color: str
     step: str = "15s"
 
-    def as_dict(self) -> JSON:
+    def builder(self) -> db.AnnotationQuery:
+        return (
+            db.AnnotationQuery()
+            .name(self.name)
+            .datasource(DATASOURCE)
+            .enable(True)
+            .icon_color(self.color)
+            .expr(self.expr)
+        )
+
+    def fields(self) -> JSON:
+        """The Prometheus annotation's own fields, which the SDK's AnnotationQuery does not model."""
         return {
-            "datasource": dict(DATASOURCE_REF),
-            "enable": True,
-            "expr": self.expr,
-            "iconColor": self.color,
-            "name": self.name,
             "step": self.step,
             "tagKeys": ",".join(self.tag_keys),
             "textFormat": "",
             "titleFormat": self.title,
             "useValueForTime": False,
         }
+
+
+def add_fields(items: list[JSON], name: str, fields: JSON) -> None:
+    """Add ``fields`` to the item called ``name`` of a variable or annotation list (JSON)."""
+    found = [item for item in items if item.get("name") == name]
+    if len(found) != 1:
+        raise ValueError(f"expected one item named {name!r}, found {len(found)}")
+    found[0].update(fields)

@@ -11,12 +11,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from canarylab.dashboard.layout import GRID_WIDTH
 from canarylab.dashboard.panels import DATASOURCE_VAR
 from canarylab.dashboard.promql import referenced_variables
 from canarylab.errors import CanarylabError
 
-#: Grafana 11.0 writes 39; Grafana 12 writes up to 41.
+#: Width of Grafana's dashboard grid.
+GRID_WIDTH = 24
+#: Grafana 11.0 writes 39; Grafana 11.6 (and grafana-foundation-sdk for it) and 12 write 41.
 MIN_SCHEMA_VERSION = 39
 MAX_SCHEMA_VERSION = 41
 MAX_UID_LENGTH = 40

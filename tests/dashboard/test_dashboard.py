@@ -22,7 +22,7 @@ from canarylab.dashboard.build import (
     build,
     rows,
 )
-from canarylab.dashboard.panels import DATASOURCE_VAR, SCHEMA_VERSION
+from canarylab.dashboard.panels import DATASOURCE_VAR, SCHEMA_VERSION, add_fields
 from canarylab.dashboard.promql import panel_queries
 
 REQUIRED = (DATASOURCE_VAR, NAMESPACE_VAR, INTERVAL_VAR)
@@ -135,8 +135,22 @@ def test_experiment_and_alert_annotations(dashboard: dict[str, Any]) -> None:
     alerts = names["canarylab alerts"]
     assert alerts["datasource"]["uid"] == f"${{{DATASOURCE_VAR}}}"
     assert f'alertname=~"{rules.ALERT_PREFIX}.*"' in alerts["expr"]
+    # Fields the SDK does not model, added by panels.add_fields: without them Grafana titles
+    # every alert annotation with the whole series and tags none.
+    assert alerts["titleFormat"] == "{{alertname}}"
+    assert alerts["tagKeys"].split(",") == ["alertname", c.LABEL_VARIANT, rules.NAMESPACE_LABEL]
+    assert alerts["step"] == "15s"
     for alert in rules.alerting_rules():
         assert alert.alert.startswith(rules.ALERT_PREFIX)
+
+
+def test_add_fields_needs_exactly_one_item_of_that_name() -> None:
+    items: list[dict[str, Any]] = [{"name": "a"}, {"name": "b"}, {"name": "b"}]
+    add_fields(items, "a", {"x": 1})
+    assert items[0] == {"name": "a", "x": 1}
+    for name in ("b", "missing"):
+        with pytest.raises(ValueError, match=f"one item named '{name}'"):
+            add_fields(items, name, {"x": 1})
 
 
 def test_validate_command_accepts_the_committed_file(root: Path, capsys: pytest.CaptureFixture[str]) -> None:

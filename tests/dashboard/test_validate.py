@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from canarylab.dashboard.build import build
-from canarylab.dashboard.layout import Layout
+from canarylab.dashboard.build import build, rows
 from canarylab.dashboard.promql import referenced_variables, substitute, variable_values
 from canarylab.dashboard.validate import check, problems
 from canarylab.errors import CanarylabError
@@ -112,15 +111,21 @@ def test_nested_panels_of_a_collapsed_row_are_checked() -> None:
     assert any("is used twice" in p for p in problems(d))
 
 
-def test_layout_never_overlaps_and_wraps() -> None:
-    layout = Layout()
-    assert layout.row().as_dict() == {"x": 0, "y": 0, "w": 24, "h": 1}
-    a, b, c = layout.place(16, 10), layout.place(8, 6), layout.place(12, 4)
-    assert (a.x, a.y, b.x, b.y) == (0, 1, 16, 1)
-    assert (c.x, c.y) == (0, 11), "wraps below the tallest panel of the line"
-    assert layout.row().y == 15
-    with pytest.raises(ValueError, match="does not fit"):
-        layout.place(25, 1)
+def test_sdk_lays_rows_out_full_width_and_panels_side_by_side() -> None:
+    """grafana-foundation-sdk places the panels: each row full width, its panels left to right below it."""
+    expected: list[dict[str, int]] = []
+    y = 0
+    for spec in rows():
+        expected.append({"x": 0, "y": y, "w": 24, "h": 1})
+        x, y = 0, y + 1
+        for p in spec.panels:
+            expected.append({"x": x, "y": y, "w": p.width, "h": p.height})
+            x += p.width
+        assert x == 24, f"row {spec.title!r} does not fill the grid"
+        y += max(p.height for p in spec.panels)
+    assert [p["gridPos"] for p in build()["panels"]] == expected
+    assert [p["type"] for p in build()["panels"]].count("row") == len(rows())
+    assert all(p["panels"] == [] and not p["collapsed"] for p in build()["panels"] if p["type"] == "row")
 
 
 def test_substitution() -> None:
