@@ -1,7 +1,9 @@
 """`canarylab report RESULTS_DIR`: render report.md and the plots again from a run's saved data.
 
 Needs no cluster and no Prometheus: summary.json, environment.json and the
-saved Prometheus query results (prometheus/rep*.json) are enough.
+saved Prometheus query results (prometheus/rep*.json) are enough.  Results
+written before summary.json had a ``schema`` render too; a newer schema than
+this canarylab reads is an error saying to upgrade.
 """
 
 from __future__ import annotations

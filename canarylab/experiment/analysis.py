@@ -1,7 +1,9 @@
 """From collected data to ``summary.json``: per-variant statistics, uncertainty, the verdict.
 
 Pure: it reads the spec, the parsed bombardier results and the Prometheus
-collections, and returns plain data.  The random generator is seeded from the
+collections, and returns the types of :mod:`canarylab.experiment.summary`
+(:func:`analyse`: per-variant figures, :func:`uncertainty`, the seed's
+criterion, the verdict).  The random generator is seeded from the
 spec, so the same data always gives the same summary.
 
 Uncertainty (see docs/experiment.md):
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,8 +38,25 @@ from canarylab.experiment.stats import (
     paired_t_repetitions,
     spread,
 )
+from canarylab.experiment.summary import (
+    QUANTILE_STATISTICS,
+    Analysis,
+    Change,
+    Comparison,
+    Latency,
+    ProcessingFigures,
+    Quantiles,
+    RepetitionFigures,
+    SeedCriterion,
+    SeedOnClient,
+    ServerFigures,
+    Spread,
+    Validity,
+    VariantFigures,
+    as_statistic,
+)
 from canarylab.experiment.verdict import SeedResult, VariantHealth, decide
-from canarylab.experiment.vocabulary import INVALID, STATISTICS, seconds_to_ms
+from canarylab.experiment.vocabulary import INVALID, STATISTICS, Statistic, seconds_to_ms
 
 #: Repetitions from which the across-repetition bootstrap decides.
 MIN_REPETITIONS_ACROSS = 3
@@ -90,18 +109,6 @@ def pooled_histogram(reps: Sequence[RepetitionCollection], name: str, variant: s
     return total
 
 
-def _client_summary(results: Sequence[LoadResult]) -> dict[str, Any]:
-    """Client-side statistics over the repetitions: percentiles averaged, max the largest."""
-    per_rep = [r.stats() for r in results]
-    out: dict[str, Any] = {}
-    for stat in ("p50", "p90", "p95", "p99"):
-        values = [s[stat] for s in per_rep if math.isfinite(s[stat])]
-        out[f"{stat}_ms"] = seconds_to_ms(float(np.mean(values))) if values else None
-    maxima = [s["max"] for s in per_rep if math.isfinite(s["max"])]
-    out["max_ms"] = seconds_to_ms(max(maxima)) if maxima else None
-    return out
-
-
 def processing_max_gap(r: RepetitionCollection, variant: str, variants: Sequence[str]) -> float | None:
     """The gap (s) that makes ``variant``'s processing maximum in ``r`` inexact, or None.
 
@@ -136,109 +143,146 @@ def _health(
     )
 
 
-def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept together for readability
+def _ms_of(hist: Histogram | None) -> Quantiles:
+    if hist is None:
+        return Quantiles()
+    return Quantiles(**{f"{s}_ms": seconds_to_ms(hist.stat(s)) for s in QUANTILE_STATISTICS})
+
+
+def client_latency(results: Sequence[LoadResult]) -> Latency:
+    """Client-side statistics over the repetitions: percentiles averaged, max the largest."""
+    per_rep = [r.stats() for r in results]
+    means: dict[str, float | None] = {}
+    for stat in QUANTILE_STATISTICS:
+        values = [s[stat] for s in per_rep if math.isfinite(s[stat])]
+        means[f"{stat}_ms"] = seconds_to_ms(float(np.mean(values))) if values else None
+    maxima = [s["max"] for s in per_rep if math.isfinite(s["max"])]
+    return Latency(**means, max_ms=seconds_to_ms(max(maxima)) if maxima else None)
+
+
+def _repetition_figures(
+    variant: str, results: Sequence[LoadResult], reps: Sequence[RepetitionCollection], proc_max: list[float]
+) -> tuple[RepetitionFigures, ...]:
+    out = []
+    for i, r in enumerate(results):
+        server = (
+            Quantiles(
+                **{
+                    f"{s}_ms": seconds_to_ms(
+                        reps[i].window_values.get(f"app_response_{s}", {}).get(variant, math.nan)
+                    )
+                    for s in QUANTILE_STATISTICS
+                }
+            )
+            if i < len(reps)
+            else Quantiles()
+        )
+        out.append(
+            RepetitionFigures(
+                repetition=i + 1,
+                achieved_rps=_finite(r.achieved_rps),
+                requests=r.total,
+                errors=r.variant_errors,
+                client=Latency(**{f"{k}_ms": seconds_to_ms(x) for k, x in r.stats().items()}),
+                server=server,
+                processing_max_ms=seconds_to_ms(proc_max[i]) if i < len(proc_max) else None,
+            )
+        )
+    return tuple(out)
+
+
+def _spread(results: Sequence[LoadResult]) -> dict[Statistic, Spread] | None:
+    if len(results) < 2:
+        return None
+    out: dict[Statistic, Spread] = {}
+    for s in STATISTICS:
+        d = spread([r.stats()[s] for r in results])
+        out[s] = Spread(
+            n=int(d["n"] or 0),
+            mean=seconds_to_ms(d["mean"]),
+            std=seconds_to_ms(d["std"]),
+            min=seconds_to_ms(d["min"]),
+            max=seconds_to_ms(d["max"]),
+        )
+    return out
+
+
+def variant_figures(
+    spec: ExperimentSpec,
+    variant: str,
+    results: Sequence[LoadResult],
+    reps: Sequence[RepetitionCollection],
+    health: VariantHealth,
+) -> VariantFigures:
+    """One variant's figures over every repetition (``error_budget_ok`` is set once decided)."""
+    names = [v.name for v in spec.variants]
+    app_hist = pooled_histogram(reps, "app_response", variant)
+    proc_hist = pooled_histogram(reps, "processing", variant)
+    proc_max = [r.window_values.get(q.PROCESSING_MAX.key, {}).get(variant, math.nan) for r in reps]
+    proc_max_f = [x for x in proc_max if math.isfinite(x)]
+    proc_gaps = [g for g in (processing_max_gap(r, variant, names) for r in reps) if g is not None]
+    spec_v = spec.variant(variant)
+    return VariantFigures(
+        threads=spec_v.threads,
+        env=dict(spec_v.env),
+        app_env=dict(spec_v.app_env),
+        target_rps=health.target_rps,
+        achieved_rps=_finite(float(np.mean([r.achieved_rps for r in results])) if results else math.nan),
+        achieved_rps_min=_finite(health.achieved_rps),
+        requests=health.requests,
+        errors=health.errors,
+        error_ratio=_finite(health.error_ratio),
+        timeouts=sum(r.timeouts for r in results),
+        http_5xx=sum(r.req5xx for r in results),
+        http_4xx=health.client_errors,
+        unreachable=health.unreachable,
+        restarts=health.restarts,
+        client=client_latency(results),
+        server=ServerFigures(
+            metric=c.APP_MODEL_RESPONSE_SECONDS,
+            source="Prometheus histogram (bucket increases over the repetition windows)",
+            quantiles=_ms_of(app_hist),
+            max_ms=seconds_to_ms(app_hist.max_bound()) if app_hist else None,
+            requests=round(app_hist.total) if app_hist else 0,
+        ),
+        processing=ProcessingFigures(
+            metric=c.MODEL_PROCESSING_SECONDS,
+            quantiles=_ms_of(proc_hist),
+            max_ms=seconds_to_ms(max(proc_max_f)) if proc_max_f else None,
+            max_exact=not proc_gaps,
+            scrape_gap_s=round(max(proc_gaps), 3) if proc_gaps else None,
+            max_source=c.MODEL_PROCESSING_WINDOW_MAX_SECONDS,
+        ),
+        repetitions=_repetition_figures(variant, results, reps, proc_max),
+        spread=_spread(results),
+    )
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """The estimates of the relative change, per statistic, and which of them decide."""
+
+    #: paired block bootstrap (or, with too few blocks, the request-level bootstrap)
+    within_run: Mapping[str, ChangeEstimate]
+    request_level: Mapping[str, ChangeEstimate]
+    #: paired t-interval across repetitions (3 or more), else empty
+    across: Mapping[str, ChangeEstimate]
+    decided_by: str
+
+    @property
+    def deciding(self) -> Mapping[str, ChangeEstimate]:
+        return self.across or self.within_run
+
+
+def uncertainty(
     spec: ExperimentSpec,
     client: Mapping[str, Sequence[LoadResult]],
     reps: Sequence[RepetitionCollection],
-    *,
-    target_restarts: Mapping[str, Sequence[str]] | None = None,
-) -> dict[str, Any]:
-    """The analysis part of summary.json (see docs/experiment.md for every key)."""
-    rng = np.random.default_rng(spec.seed)
+    rng: np.random.Generator,
+) -> Uncertainty:
+    """The uncertainty of candidate / baseline - 1 (the module docstring says which decides)."""
     base, cand = spec.baseline, spec.candidate
-    variants = [v.name for v in spec.variants]
     conf = spec.criteria.decide.confidence
-    restarts: dict[str, list[str]] = {v: list((target_restarts or {}).get(v, [])) for v in variants}
-    for r in reps:
-        for v, items in r.restarts.items():
-            restarts.setdefault(v, []).extend(f"repetition {r.repetition}: {i}" for i in items)
-
-    healths = {v: _health(spec, v, client.get(v, []), restarts.get(v, [])) for v in variants}
-
-    out_variants: dict[str, Any] = {}
-    for v in variants:
-        results = list(client.get(v, []))
-        h = healths[v]
-        app_hist = pooled_histogram(reps, "app_response", v)
-        proc_hist = pooled_histogram(reps, "processing", v)
-        proc_max = [r.window_values.get(q.PROCESSING_MAX.key, {}).get(v, math.nan) for r in reps]
-        proc_max_f = [x for x in proc_max if math.isfinite(x)]
-        proc_gaps = [g for g in (processing_max_gap(r, v, variants) for r in reps) if g is not None]
-        spec_v = spec.variant(v)
-        entry: dict[str, Any] = {
-            "threads": spec_v.threads,
-            "env": spec_v.env,
-            "app_env": spec_v.app_env,
-            "target_rps": h.target_rps,
-            "achieved_rps": _finite(
-                float(np.mean([r.achieved_rps for r in results])) if results else math.nan
-            ),
-            "achieved_rps_min": _finite(h.achieved_rps),
-            "requests": h.requests,
-            "errors": h.errors,
-            "error_ratio": _finite(h.error_ratio),
-            "timeouts": sum(r.timeouts for r in results),
-            "http_5xx": sum(r.req5xx for r in results),
-            "http_4xx": h.client_errors,
-            "unreachable": h.unreachable,
-            "restarts": list(h.restarts),
-            **_client_summary(results),
-            "client_max_exact": True,
-            "server": {
-                "metric": c.APP_MODEL_RESPONSE_SECONDS,
-                "source": "Prometheus histogram (bucket increases over the repetition windows)",
-                **(
-                    {f"{s}_ms": seconds_to_ms(app_hist.stat(s)) for s in ("p50", "p90", "p95", "p99")}
-                    if app_hist
-                    else {}
-                ),
-                "max_ms": seconds_to_ms(app_hist.max_bound()) if app_hist else None,
-                "max_exact": False,
-                "requests": round(app_hist.total) if app_hist else 0,
-            },
-            "processing": {
-                "metric": c.MODEL_PROCESSING_SECONDS,
-                **(
-                    {f"{s}_ms": seconds_to_ms(proc_hist.stat(s)) for s in ("p50", "p90", "p95", "p99")}
-                    if proc_hist
-                    else {}
-                ),
-                "max_ms": seconds_to_ms(max(proc_max_f)) if proc_max_f else None,
-                "max_exact": not proc_gaps,
-                "scrape_gap_s": round(max(proc_gaps), 3) if proc_gaps else None,
-                "max_source": c.MODEL_PROCESSING_WINDOW_MAX_SECONDS,
-            },
-            "repetitions": [
-                {
-                    "repetition": i + 1,
-                    "achieved_rps": _finite(r.achieved_rps),
-                    "requests": r.total,
-                    "errors": r.variant_errors,
-                    "client": {f"{k}_ms": seconds_to_ms(x) for k, x in r.stats().items()},
-                    "server": {
-                        f"{s}_ms": seconds_to_ms(
-                            reps[i].window_values.get(f"app_response_{s}", {}).get(v, math.nan)
-                        )
-                        for s in ("p50", "p90", "p95", "p99")
-                    }
-                    if i < len(reps)
-                    else {},
-                    "processing_max_ms": seconds_to_ms(proc_max[i]) if i < len(proc_max) else None,
-                }
-                for i, r in enumerate(results)
-            ],
-        }
-        if len(results) >= 2:
-            entry["spread"] = {
-                f"{s}_ms": {
-                    k: seconds_to_ms(x) if k != "n" else x
-                    for k, x in spread([r.stats()[s] for r in results]).items()
-                }
-                for s in STATISTICS
-            }
-        out_variants[v] = entry
-
-    # --- uncertainty of the relative change ------------------------------------------------------
     request_level: dict[str, ChangeEstimate] = {}
     hb, hc = pooled_histogram(reps, "app_response", base), pooled_histogram(reps, "app_response", cand)
     if hb is not None and hc is not None and hb.total > 0 and hc.total > 0:
@@ -252,8 +296,10 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
             within[s] = block_bootstrap(
                 blocks_b, blocks_c, s, rng, n_boot=N_BOOT, confidence=conf, block_seconds=block_s
             )
+        decided_by = "within the run: paired block bootstrap over time of the app's fine-bucket histogram"
     else:  # too few blocks (a very short run): the request-level bootstrap, knowingly too narrow
         within = request_level
+        decided_by = "within the run: bootstrap of the request-level distribution from the app's histogram"
     across: dict[str, ChangeEstimate] = {}
     cb, cc = client.get(base, []), client.get(cand, [])
     if len(cb) >= MIN_REPETITIONS_ACROSS and len(cb) == len(cc):
@@ -261,51 +307,93 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
             across[s] = paired_t_repetitions(
                 [r.stats()[s] for r in cb], [r.stats()[s] for r in cc], s, confidence=conf
             )
-    deciding = across or within
-    if across:
         decided_by = (
             f"across repetitions ({len(cb)}): paired t-interval on the log ratios of client-side statistics"
         )
-    elif within is not request_level:
-        decided_by = "within the run: paired block bootstrap over time of the app's fine-bucket histogram"
-    else:
-        decided_by = "within the run: bootstrap of the request-level distribution from the app's histogram"
+    return Uncertainty(within_run=within, request_level=request_level, across=across, decided_by=decided_by)
 
-    # --- the seed's criterion ---------------------------------------------------------------------
-    seed_spec = spec.criteria.seed
-    proc = {v: out_variants[v]["processing"]["max_ms"] for v in variants}
-    proc_exact = {v: bool(out_variants[v]["processing"]["max_exact"]) for v in variants}
-    cli = {v: out_variants[v]["max_ms"] for v in variants}
-    source = seed_spec.source
+
+def _changes(estimates: Mapping[str, ChangeEstimate]) -> dict[Statistic, Change]:
+    return {as_statistic(s): Change.from_dict(e.to_dict()) for s, e in estimates.items()}
+
+
+def comparison(spec: ExperimentSpec, u: Uncertainty, variants: Mapping[str, VariantFigures]) -> Comparison:
+    base, cand = variants[spec.baseline].client, variants[spec.candidate].client
+    return Comparison(
+        decided_by=u.decided_by,
+        statistics=tuple(as_statistic(s) for s in spec.criteria.decide.statistics),
+        min_reduction=spec.criteria.decide.min_reduction,
+        confidence=spec.criteria.decide.confidence,
+        changes=_changes(u.deciding),
+        within_run=_changes(u.within_run),
+        request_level=_changes(u.request_level),
+        across_repetitions=_changes(u.across) or None,
+        client_change={
+            s: _finite((cand.ms(s) or math.nan) / (base.ms(s) or math.nan) - 1) for s in STATISTICS
+        },
+    )
+
+
+def seed_results(
+    spec: ExperimentSpec, variants: Mapping[str, VariantFigures]
+) -> tuple[SeedResult, SeedResult]:
+    """The seed's criterion on the spec's exact maximum (the other one when it has no data),
+    and on the client's maximum."""
+    base, cand = spec.baseline, spec.candidate
+    min_reduction = spec.criteria.seed.min_reduction
+    proc = {v: f.processing.max_ms for v, f in variants.items()}
+    cli = {v: f.client.max_ms for v, f in variants.items()}
+    source = spec.criteria.seed.source
     chosen = proc if source == "processing" else cli
     if chosen[base] is None or chosen[cand] is None:  # fall back to the other exact maximum
         source = "client" if source == "processing" else "processing"
         chosen = cli if source == "client" else proc
+    exact = variants[base].processing.max_exact and variants[cand].processing.max_exact
     seed = SeedResult(
         baseline_max=(chosen[base] or math.nan) / 1000.0,
         candidate_max=(chosen[cand] or math.nan) / 1000.0,
-        min_reduction=seed_spec.min_reduction,
+        min_reduction=min_reduction,
         source=source,
-        exact=source == "client" or (proc_exact[base] and proc_exact[cand]),
+        exact=source == "client" or exact,
     )
-    seed_client = SeedResult(
+    on_client = SeedResult(
         baseline_max=(cli[base] or math.nan) / 1000.0,
         candidate_max=(cli[cand] or math.nan) / 1000.0,
-        min_reduction=seed_spec.min_reduction,
+        min_reduction=min_reduction,
         source="client",
     )
+    return seed, on_client
 
-    verdict = decide(
-        baseline=base,
-        candidate=cand,
-        variants=[healths[v] for v in variants],
-        changes=deciding,
-        criteria=spec.criteria,
-        seed=seed,
+
+def seed_criterion(spec: ExperimentSpec, seed: SeedResult, on_client: SeedResult) -> SeedCriterion:
+    return SeedCriterion(
+        statement=f"the maximum processing time falls by at least {spec.criteria.seed.min_reduction:.0%}",
+        source=seed.source,
+        exact=seed.exact,
+        which_maximum=(
+            f"exact maximum recorded by the model-service ({c.MODEL_PROCESSING_WINDOW_MAX_SECONDS}, "
+            "max_over_time over each repetition window)"
+            if seed.source == "processing"
+            else "exact maximum latency measured by the client (bombardier)"
+        ),
+        baseline_max_ms=seconds_to_ms(seed.baseline_max),
+        candidate_max_ms=seconds_to_ms(seed.candidate_max),
+        change=_finite(seed.change),
+        met=seed.met,
+        result=seed.result,
+        client=SeedOnClient(
+            baseline_max_ms=seconds_to_ms(on_client.baseline_max),
+            candidate_max_ms=seconds_to_ms(on_client.candidate_max),
+            change=_finite(on_client.change),
+            met=on_client.met,
+        ),
     )
-    for v in variants:
-        out_variants[v]["error_budget_ok"] = verdict.error_budget_ok.get(v, False)
 
+
+def validity_warnings(
+    spec: ExperimentSpec, reps: Sequence[RepetitionCollection], healths: Mapping[str, VariantHealth]
+) -> list[str]:
+    """What may weaken the measurement without invalidating it."""
     warnings: list[str] = []
     for r in reps:
         for job, share in sorted(r.scrape_success.items()):
@@ -315,69 +403,62 @@ def analyse(  # noqa: PLR0912, PLR0915 - one pass over the variants, kept togeth
                     "statistics may miss part of the window (a scrape failed or timed out)"
                 )
         warnings.extend(f"repetition {r.repetition}: {w}" for w in r.warnings)
-    for rep in unpaired_repetitions(reps, base, cand):
+    for rep in unpaired_repetitions(reps, spec.baseline, spec.candidate):
         warnings.append(
             f"repetition {rep}: the variants' time blocks differ in number, so they cannot be paired; "
             "the repetition was left out of the block bootstrap"
         )
-    for v in variants:
-        if healths[v].errors and healths[v].error_ratio <= spec.criteria.max_error_ratio:
-            warnings.append(f"{v}: {healths[v].errors} errors, within the budget")
+    for v, h in healths.items():
+        if h.errors and h.error_ratio <= spec.criteria.max_error_ratio:
+            warnings.append(f"{v}: {h.errors} errors, within the budget")
+    return warnings
 
-    return {
-        "verdict": verdict.verdict,
-        "reason": verdict.reason,
-        "details": list(verdict.details),
-        "baseline": base,
-        "candidate": cand,
-        "variants": out_variants,
-        "target_restarts": {v: list((target_restarts or {}).get(v, [])) for v in variants},
-        "comparison": {
-            "decided_by": decided_by,
-            "statistics": list(spec.criteria.decide.statistics),
-            "min_reduction": spec.criteria.decide.min_reduction,
-            "confidence": conf,
-            "changes": {s: e.to_dict() for s, e in deciding.items()},
-            "within_run": {s: e.to_dict() for s, e in within.items()},
-            "request_level": {s: e.to_dict() for s, e in request_level.items()},
-            "across_repetitions": {s: e.to_dict() for s, e in across.items()} or None,
-            "client_change": {
-                s: _finite(
-                    (out_variants[cand][f"{s}_ms"] or math.nan) / (out_variants[base][f"{s}_ms"] or math.nan)
-                    - 1
-                )
-                for s in STATISTICS
-            },
-        },
-        "seed_criterion": {
-            "statement": f"the maximum processing time falls by at least {seed_spec.min_reduction:.0%}",
-            "source": seed.source,
-            "exact": seed.exact,
-            "which_maximum": (
-                f"exact maximum recorded by the model-service ({c.MODEL_PROCESSING_WINDOW_MAX_SECONDS}, "
-                "max_over_time over each repetition window)"
-                if seed.source == "processing"
-                else "exact maximum latency measured by the client (bombardier)"
-            ),
-            "baseline_max_ms": seconds_to_ms(seed.baseline_max),
-            "candidate_max_ms": seconds_to_ms(seed.candidate_max),
-            "change": _finite(seed.change),
-            "met": seed.met,
-            "result": seed.result,
-            "deciding": False,
-            "client": {
-                "baseline_max_ms": seconds_to_ms(seed_client.baseline_max),
-                "candidate_max_ms": seconds_to_ms(seed_client.candidate_max),
-                "change": _finite(seed_client.change),
-                "met": seed_client.met,
-            },
-        },
-        "validity": {
-            "valid": verdict.verdict != INVALID,
-            "min_achieved_rate": spec.criteria.min_achieved_rate,
-            "achieved_rate_definition": (
+
+def analyse(
+    spec: ExperimentSpec,
+    client: Mapping[str, Sequence[LoadResult]],
+    reps: Sequence[RepetitionCollection],
+    *,
+    target_restarts: Mapping[str, Sequence[str]] | None = None,
+) -> Analysis:
+    """The analysis part of summary.json: figures, uncertainty, the seed's criterion, the verdict."""
+    rng = np.random.default_rng(spec.seed)
+    names = [v.name for v in spec.variants]
+    restarts: dict[str, list[str]] = {v: list((target_restarts or {}).get(v, [])) for v in names}
+    for r in reps:
+        for v, items in r.restarts.items():
+            restarts.setdefault(v, []).extend(f"repetition {r.repetition}: {i}" for i in items)
+    healths = {v: _health(spec, v, client.get(v, []), restarts.get(v, [])) for v in names}
+    figures = {v: variant_figures(spec, v, client.get(v, []), reps, healths[v]) for v in names}
+    u = uncertainty(spec, client, reps, rng)
+    seed, on_client = seed_results(spec, figures)
+    verdict = decide(
+        baseline=spec.baseline,
+        candidate=spec.candidate,
+        variants=[healths[v] for v in names],
+        changes=u.deciding,
+        criteria=spec.criteria,
+        seed=seed,
+    )
+    figures = {
+        v: replace(f, error_budget_ok=verdict.error_budget_ok.get(v, False)) for v, f in figures.items()
+    }
+    return Analysis(
+        verdict=verdict.verdict,
+        reason=verdict.reason,
+        details=tuple(verdict.details),
+        baseline=spec.baseline,
+        candidate=spec.candidate,
+        variants=figures,
+        target_restarts={v: tuple((target_restarts or {}).get(v, [])) for v in names},
+        comparison=comparison(spec, u, figures),
+        seed_criterion=seed_criterion(spec, seed, on_client),
+        validity=Validity(
+            valid=verdict.verdict != INVALID,
+            min_achieved_rate=spec.criteria.min_achieved_rate,
+            achieved_rate_definition=(
                 "requests the generator sent (answered, failed or timed out) / configured duration"
             ),
-            "warnings": warnings,
-        },
-    }
+            warnings=tuple(validity_warnings(spec, reps, healths)),
+        ),
+    )

@@ -38,6 +38,7 @@ def calibrate(cal: CalibrationSpec, step: Callable[[int, int], LoadResult]) -> d
             "rate": cal.unloaded_rate,
             "role": "unloaded",
             "p95_ms": seconds_to_ms(base_p95),
+            "p95_vs_unloaded": None,
             "errors": unloaded.variant_errors,
             "achieved_rps": unloaded.achieved_rps,
         }

@@ -8,7 +8,8 @@ Order: set up the target (local: start and await everything) -> calibrate
 (optional) -> warm up -> repetitions (both variants loaded at the same time) ->
 collect each repetition from Prometheus -> stop the target -> analyse ->
 write the results and report.  Every process started is stopped on the way
-out, also on an error, Ctrl-C or SIGTERM.
+out, also on an error, Ctrl-C or SIGTERM.  summary.json is a
+:class:`~canarylab.experiment.summary.Summary`: the analysis's types and the run's facts.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from canarylab.experiment.load import (
 from canarylab.experiment.prometheus import PrometheusClient, PrometheusError, by_label, wait_scraped_after
 from canarylab.experiment.report import render_all
 from canarylab.experiment.spec import ExperimentSpec, connections_for
+from canarylab.experiment.summary import Analysis, Calibration, Summary, Timing
 from canarylab.experiment.targets import Target, TargetFactory, TargetRequest, registry
 from canarylab.experiment.vocabulary import exit_code
 from canarylab.procs import ProcessGroup, signals_interrupt
@@ -80,11 +82,11 @@ class EngineOptions:
 @dataclass(frozen=True)
 class RunOutcome:
     run_dir: Path
-    summary: dict[str, Any]
+    summary: Summary
 
     @property
     def exit_code(self) -> int:
-        return exit_code(self.summary.get("verdict"))
+        return exit_code(self.summary.verdict)
 
 
 class Runner:
@@ -315,7 +317,7 @@ class Runner:
         check = target.scrape_check()
         return wait_scraped_after(self.client, check.matchers, load_end, check.timeout) + 0.05
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> Analysis:
         spec = self.spec
         names = [v.name for v in spec.variants]
         self.bus.emit(ev.SETUP, f"{self.opts.target} target: setting up")
@@ -451,36 +453,43 @@ def run_experiment(
                 bus.add(annotator)
             analysis = runner.run()
             finished = time.time()
-            summary: dict[str, Any] = {
-                "experiment": runner.spec.name,
-                "hypothesis": runner.spec.hypothesis,
-                "target": opts.target,
-                "started_at": res.iso(started),
-                "finished_at": res.iso(finished),
-                "verdict": analysis.pop("verdict"),
-                "reason": analysis.pop("reason"),
-                "rate_per_variant": runner.spec.load.rate,
-                "rate_source": opts.rate_source,
-                "duration_s": runner.spec.load.duration,
-                "warmup_s": runner.spec.load.warmup,
-                "repetitions": runner.spec.repetitions,
-                "connections": runner.spec.load.effective_connections,
-                "timeout_s": runner.spec.load.timeout,
-                "timing": {
-                    "load_seconds": round(runner.load_seconds, 3),
-                    "total_seconds": round(finished - started, 3),
-                    "overhead_seconds": round(finished - started - runner.load_seconds, 3),
-                },
-                **analysis,
-                "calibration": runner.calibration,
-                "results_dir": str(run_dir),
-            }
-            res.write_json(run_dir / res.SUMMARY, summary)
+            summary = Summary(
+                experiment=runner.spec.name,
+                hypothesis=runner.spec.hypothesis,
+                target=opts.target,
+                started_at=res.iso(started),
+                finished_at=res.iso(finished),
+                verdict=analysis.verdict,
+                reason=analysis.reason,
+                rate_per_variant=runner.spec.load.rate,
+                rate_source=opts.rate_source,
+                duration_s=runner.spec.load.duration,
+                warmup_s=runner.spec.load.warmup,
+                repetitions=runner.spec.repetitions,
+                connections=runner.spec.load.effective_connections,
+                timeout_s=runner.spec.load.timeout,
+                timing=Timing(
+                    load_seconds=round(runner.load_seconds, 3),
+                    total_seconds=round(finished - started, 3),
+                    overhead_seconds=round(finished - started - runner.load_seconds, 3),
+                ),
+                details=analysis.details,
+                baseline=analysis.baseline,
+                candidate=analysis.candidate,
+                variants=analysis.variants,
+                target_restarts=analysis.target_restarts,
+                comparison=analysis.comparison,
+                seed_criterion=analysis.seed_criterion,
+                validity=analysis.validity,
+                calibration=None if runner.calibration is None else Calibration.from_dict(runner.calibration),
+                results_dir=str(run_dir),
+            )
+            res.write_json(run_dir / res.SUMMARY, summary.to_dict())
             bus.emit(
                 ev.VERDICT,
-                f"{summary['verdict']}: {summary['reason']}",
+                f"{summary.verdict}: {summary.reason}",
                 data={
-                    "verdict": summary["verdict"],
+                    "verdict": summary.verdict,
                     "run_dir": str(run_dir),
                     "summary": str(run_dir / res.SUMMARY),
                 },
@@ -490,8 +499,8 @@ def run_experiment(
             res.point_latest(opts.results_root, run_dir)
             bus.emit(
                 ev.DONE,
-                f"{summary['verdict']}: {summary['reason']}",
-                data={"verdict": summary["verdict"], "run_dir": str(run_dir)},
+                f"{summary.verdict}: {summary.reason}",
+                data={"verdict": summary.verdict, "run_dir": str(run_dir)},
             )
             return RunOutcome(run_dir, summary)
     except KeyboardInterrupt:

@@ -2,7 +2,10 @@
 
 ``render_all(run_dir)`` is what the engine calls at the end of a run and what
 ``canarylab report RESULTS_DIR`` calls later: it needs no cluster, no
-Prometheus, only the files the run saved.
+Prometheus, only the files the run saved.  Everything is rendered from the
+types of :mod:`canarylab.experiment.summary` (summary.json of any schema this
+code reads, old results too); ``render_markdown`` is one small renderer per
+section.
 """
 
 from __future__ import annotations
@@ -18,19 +21,31 @@ from rich.table import Table
 from rich.text import Text
 
 from canarylab.dashboard.build import UID as DASHBOARD_UID
+from canarylab.errors import CanarylabError
 from canarylab.experiment import results as res
 from canarylab.experiment.analysis import analyse, pooled_histogram
 from canarylab.experiment.collect import RepetitionCollection
 from canarylab.experiment.load import parse_bombardier
 from canarylab.experiment.spec import load_spec
+from canarylab.experiment.summary import (
+    QUANTILE_STATISTICS,
+    RunEnvironment,
+    Spread,
+    Summary,
+    VariantFigures,
+    as_environment,
+    as_summary,
+)
 from canarylab.experiment.vocabulary import (
     FAIL,
     INCONCLUSIVE,
     INVALID,
+    MISSING,
     PASS,
     STATISTICS,
     format_ms,
     format_pct,
+    seconds_to_ms,
 )
 
 VERDICT_STYLE: Mapping[str, str] = {
@@ -49,24 +64,24 @@ def load_collections(run_dir: Path) -> list[RepetitionCollection]:
     return [RepetitionCollection.from_dict(res.read_json(f)) for f in files if f.stem[3:].isdigit()]
 
 
-def _ratio(x: Any) -> str:
-    return "–" if x is None else f"{float(x) * 100:.1f}%"
+def _ratio(x: float | None) -> str:
+    return MISSING if x is None else f"{x * 100:.1f}%"
 
 
-def variant_label(name: str, v: Mapping[str, Any]) -> str:
-    knobs = ", ".join(f"{k}={val}" for k, val in (v.get("env") or {}).items())
-    return f"{name} ({v.get('threads')} threads{', ' + knobs if knobs else ''})"
+def variant_label(name: str, v: VariantFigures) -> str:
+    knobs = ", ".join(f"{k}={val}" for k, val in v.env.items())
+    return f"{name} ({v.threads} threads{', ' + knobs if knobs else ''})"
 
 
-def render_plots(run_dir: Path, summary: Mapping[str, Any]) -> list[Path]:
+def render_plots(run_dir: Path, summary: Summary) -> list[Path]:
     from canarylab.experiment import plots  # noqa: PLC0415 - matplotlib is slow to import
 
     reps = load_collections(run_dir)
-    variants: Mapping[str, Any] = summary.get("variants") or {}
+    variants = summary.variants
     labels = {name: variant_label(name, v) for name, v in variants.items()}
     out_dir = run_dir / res.PLOTS_DIR
     made: list[Path] = []
-    sub = f"{summary.get('experiment')} · {summary.get('target')} target · {summary.get('started_at')}"
+    sub = f"{summary.experiment} · {summary.target} target · {summary.started_at}"
     for name in variants:
         made.append(plots.plot_over_time(reps, name, out_dir / f"latency-over-time-{name}.png", subtitle=sub))
     made.append(plots.plot_comparison(reps, list(variants), out_dir / "latency-over-time.png", labels))
@@ -80,247 +95,266 @@ def render_plots(run_dir: Path, summary: Mapping[str, Any]) -> list[Path]:
             hists,
             out_dir / "latency-distribution.png",
             labels=labels,
-            client_max_ms={n: v.get("max_ms") for n, v in variants.items()},
+            client_max_ms={n: v.client.max_ms for n, v in variants.items()},
         )
     )
     return made
 
 
-def grafana_link(summary: Mapping[str, Any], environment: Mapping[str, Any]) -> str | None:
+def grafana_link(
+    summary: Summary | Mapping[str, Any], environment: RunEnvironment | Mapping[str, Any] | None
+) -> str | None:
     """The Grafana dashboard for the run's time window, where the target has a Grafana (the lab)."""
-    target: Mapping[str, Any] = environment.get("target") or {}
-    grafana = target.get("grafana_url")
-    started, finished = summary.get("started_at"), summary.get("finished_at")
-    if not grafana or not started or not finished:
+    s, env = as_summary(summary), as_environment(environment)
+    if not env.grafana_url or not s.started_at or not s.finished_at:
         return None
     try:
-        start_ms = int(datetime.fromisoformat(str(started)).timestamp() * 1000)
-        end_ms = int(datetime.fromisoformat(str(finished)).timestamp() * 1000)
+        start_ms = int(datetime.fromisoformat(s.started_at).timestamp() * 1000)
+        end_ms = int(datetime.fromisoformat(s.finished_at).timestamp() * 1000)
     except ValueError:
         return None
-    url = f"{str(grafana).rstrip('/')}/d/{DASHBOARD_UID}/?from={start_ms}&to={end_ms}"
-    namespace = re.search(r'namespace="([^"]+)"', str(target.get("selector") or ""))
+    url = f"{env.grafana_url.rstrip('/')}/d/{DASHBOARD_UID}/?from={start_ms}&to={end_ms}"
+    namespace = re.search(r'namespace="([^"]+)"', env.selector)
     return url + (f"&var-namespace={namespace.group(1)}" if namespace else "")
 
 
-def render_markdown(  # noqa: PLR0912, PLR0915 - a report is a long list of sections
-    summary: Mapping[str, Any], environment: Mapping[str, Any] | None = None
-) -> str:
-    env = environment or {}
-    variants: Mapping[str, Any] = summary.get("variants") or {}
-    comp: Mapping[str, Any] = summary.get("comparison") or {}
-    seed: Mapping[str, Any] = summary.get("seed_criterion") or {}
-    timing: Mapping[str, Any] = summary.get("timing") or {}
-    lines: list[str] = []
-    add = lines.append
-    add(f"# {summary.get('experiment')}: **{summary.get('verdict')}**")
-    add("")
-    add(f"> {summary.get('reason')}")
-    add("")
-    add(f"*Hypothesis:* {summary.get('hypothesis', '')}")
-    add("")
-    add(
-        f"Target **{summary.get('target')}**, {summary.get('started_at')} → {summary.get('finished_at')}. "
-        f"Load: bombardier, **{summary.get('rate_per_variant')} req/s to each variant** "
-        f"(rate from {summary.get('rate_source', 'spec')}), {summary.get('repetitions')} × "
-        f"{summary.get('duration_s')} s after a {summary.get('warmup_s')} s warm-up, "
-        f"{summary.get('connections')} connections, {summary.get('timeout_s')} s timeout."
-    )
-    link = grafana_link(summary, env)
+# --- report.md, one section at a time ------------------------------------------------------------
+
+
+def _header(s: Summary, env: RunEnvironment) -> list[str]:
+    lines = [
+        f"# {s.experiment}: **{s.verdict}**",
+        "",
+        f"> {s.reason}",
+        "",
+        f"*Hypothesis:* {s.hypothesis}",
+        "",
+        f"Target **{s.target}**, {s.started_at} → {s.finished_at}. "
+        f"Load: bombardier, **{s.rate_per_variant} req/s to each variant** "
+        f"(rate from {s.rate_source}), {s.repetitions} × "
+        f"{s.duration_s} s after a {s.warmup_s} s warm-up, "
+        f"{s.connections} connections, {s.timeout_s} s timeout.",
+    ]
+    link = grafana_link(s, env)
     if link:
-        add(f"Grafana dashboard for this run's time window: <{link}>")
-    if timing:
-        add(
-            f"Time: {timing.get('load_seconds')} s under load, {timing.get('total_seconds')} s in all "
-            f"(overhead {timing.get('overhead_seconds')} s)."
+        lines.append(f"Grafana dashboard for this run's time window: <{link}>")
+    if s.timing:
+        t = s.timing
+        lines.append(
+            f"Time: {t.load_seconds} s under load, {t.total_seconds} s in all "
+            f"(overhead {t.overhead_seconds} s)."
         )
-    add("")
-    add("## Verdict table")
-    add("")
-    add("Client side (bombardier, exact; percentiles averaged over repetitions, max the largest):")
-    add("")
-    add("| variant | threads | target req/s | achieved req/s | requests | errors | p50 ms | p90 ms | p95 ms "
-        "| p99 ms | max ms |")  # fmt: skip
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, v in variants.items():
-        add(
-            f"| {variant_label(name, v)} | {v.get('threads')} | {v.get('target_rps')} | "
-            f"{format_ms(v.get('achieved_rps'))} | {v.get('requests')} | "
-            f"{v.get('errors')} ({_ratio(v.get('error_ratio'))}) | "
-            + " | ".join(format_ms(v.get(f"{s}_ms")) for s in STATISTICS)
+    return [*lines, ""]
+
+
+def _verdict_tables(s: Summary) -> list[str]:
+    lines = [
+        "## Verdict table",
+        "",
+        "Client side (bombardier, exact; percentiles averaged over repetitions, max the largest):",
+        "",
+        "| variant | threads | target req/s | achieved req/s | requests | errors | p50 ms | p90 ms | p95 ms "
+        "| p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in s.variants.items():
+        lines.append(
+            f"| {variant_label(name, v)} | {v.threads} | {v.target_rps} | "
+            f"{format_ms(v.achieved_rps)} | {v.requests} | {v.errors} ({_ratio(v.error_ratio)}) | "
+            + " | ".join(format_ms(v.client.ms(st)) for st in STATISTICS)
             + " |"
         )
-    add("")
-    add(
+    lines += [
+        "",
         "Server side (Prometheus): the app's view of the model-service response time "
         "(histogram; its max is only a bucket bound), and the model-service's processing time "
-        "(max exact, from its rolling window maximum):"
-    )
-    add("")
-    add("| variant | response p50 | p90 | p95 | p99 | max (bound) | processing p50 | p95 | max (exact) |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, v in variants.items():
-        s, p = v.get("server") or {}, v.get("processing") or {}
-        add(
+        "(max exact, from its rolling window maximum):",
+        "",
+        "| variant | response p50 | p90 | p95 | p99 | max (bound) | processing p50 | p95 | max (exact) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in s.variants.items():
+        server, proc = v.server, v.processing
+        lines.append(
             f"| {name} | "
-            + " | ".join(format_ms(s.get(f"{k}_ms")) for k in ("p50", "p90", "p95", "p99"))
-            + f" | ≤ {format_ms(s.get('max_ms'))} | {format_ms(p.get('p50_ms'))} "
-            f"| {format_ms(p.get('p95_ms'))} | {format_ms(p.get('max_ms'))} |"
+            + " | ".join(format_ms(server.quantiles.ms(k)) for k in QUANTILE_STATISTICS)
+            + f" | ≤ {format_ms(server.max_ms)} | {format_ms(proc.quantiles.p50_ms)} "
+            f"| {format_ms(proc.quantiles.p95_ms)} | {format_ms(proc.max_ms)} |"
         )
-    add("")
-    add("## Comparison and uncertainty")
-    add("")
-    add(
-        f"Relative change = {summary.get('candidate')} / {summary.get('baseline')} − 1 (negative is faster). "
-        f"Decided by: {comp.get('decided_by')}. PASS needs every deciding interval at or below "
-        f"−{float(comp.get('min_reduction') or 0) * 100:.0f}%."
-    )
-    add("")
-    conf = float(comp.get("confidence") or 0.95) * 100
-    add(f"| statistic | {summary.get('baseline')} ms | {summary.get('candidate')} ms | change | "
-        f"{conf:.0f}% CI | decides | client-side change |")  # fmt: skip
-    add("|---|---:|---:|---:|---|---|---:|")
-    changes: Mapping[str, Any] = comp.get("changes") or {}
-    deciding = set(comp.get("statistics") or [])
-    client_change: Mapping[str, Any] = comp.get("client_change") or {}
+    return [*lines, ""]
+
+
+def _comparison(s: Summary) -> list[str]:
+    comp = s.comparison
+    lines = [
+        "## Comparison and uncertainty",
+        "",
+        f"Relative change = {s.candidate} / {s.baseline} − 1 (negative is faster). "
+        f"Decided by: {comp.decided_by}. PASS needs every deciding interval at or below "
+        f"−{comp.min_reduction * 100:.0f}%.",
+        "",
+        f"| statistic | {s.baseline} ms | {s.candidate} ms | change | "
+        f"{comp.confidence * 100:.0f}% CI | decides | client-side change |",
+        "|---|---:|---:|---:|---|---|---:|",
+    ]
     for stat in STATISTICS:
-        e = changes.get(stat)
-        if not e:
+        e = comp.changes.get(stat)
+        if e is None:
             continue
-        add(
-            f"| {stat} | {format_ms(_x1000(e.get('baseline')))} | {format_ms(_x1000(e.get('candidate')))} | "
-            f"{format_pct(e.get('change'))} | "
-            f"{format_pct(e.get('ci_low'))} .. {format_pct(e.get('ci_high'))} | "
-            f"{'yes' if stat in deciding else ''} | {format_pct(client_change.get(stat))} |"
+        lines.append(
+            f"| {stat} | {format_ms(seconds_to_ms(e.baseline, None))} | "
+            f"{format_ms(seconds_to_ms(e.candidate, None))} | {format_pct(e.change)} | "
+            f"{format_pct(e.ci_low)} .. {format_pct(e.ci_high)} | "
+            f"{'yes' if stat in comp.statistics else ''} | {format_pct(comp.client_change.get(stat))} |"
         )
-    if changes:
-        first = next(iter(changes.values()))
-        add("")
-        add(f"Method: {first.get('method')}.")
-    across = comp.get("across_repetitions")
-    within = comp.get("within_run") or {}
-    if across and within:
-        add("")
-        add("Within-run intervals, for comparison (bootstrap of the request-level histogram):")
-        add("")
+    if comp.changes:
+        first = next(iter(comp.changes.values()))
+        lines += ["", f"Method: {first.method}."]
+    if comp.across_repetitions and comp.within_run:
+        lines += ["", "Within-run intervals, for comparison (bootstrap of the request-level histogram):", ""]
         for stat in STATISTICS:
-            e = within.get(stat)
-            if e:
-                add(
-                    f"- {stat}: {format_pct(e.get('change'))} "
-                    f"({format_pct(e.get('ci_low'))} .. {format_pct(e.get('ci_high'))})"
+            w = comp.within_run.get(stat)
+            if w is not None:
+                lines.append(
+                    f"- {stat}: {format_pct(w.change)} ({format_pct(w.ci_low)} .. {format_pct(w.ci_high)})"
                 )
-    spreads = {n: v.get("spread") for n, v in variants.items() if v.get("spread")}
-    if spreads:
-        add("")
-        add("Spread across repetitions (client side, ms: mean ± sd [min .. max]):")
-        add("")
-        add("| variant | " + " | ".join(STATISTICS) + " |")
-        add("|---|" + "---|" * len(STATISTICS))
-        for n, sp in spreads.items():
-            cells = []
-            for stat in STATISTICS:
-                d = sp.get(f"{stat}_ms") or {}
-                cells.append(
-                    f"{format_ms(d.get('mean'))} ± {format_ms(d.get('std'))} "
-                    f"[{format_ms(d.get('min'))} .. {format_ms(d.get('max'))}]"
-                )
-            add(f"| {n} | " + " | ".join(cells) + " |")
-    add("")
-    add("## The seed's criterion (reported, not deciding)")
-    add("")
-    add(
-        f"*{seed.get('statement', '')}*, computed exactly as stated from the "
-        f"**{seed.get('which_maximum')}**: "
-        f"{format_ms(seed.get('baseline_max_ms'))} ms → {format_ms(seed.get('candidate_max_ms'))} ms "
-        f"({format_pct(seed.get('change'))}): **{seed_result(seed)}**."
-    )
-    if seed.get("exact") is False:
-        add(
+    return lines + _spread(s)
+
+
+def _spread(s: Summary) -> list[str]:
+    spreads = {n: v.spread for n, v in s.variants.items() if v.spread}
+    if not spreads:
+        return []
+    lines = [
+        "",
+        "Spread across repetitions (client side, ms: mean ± sd [min .. max]):",
+        "",
+        "| variant | " + " | ".join(STATISTICS) + " |",
+        "|---|" + "---|" * len(STATISTICS),
+    ]
+    for n, sp in spreads.items():
+        cells = []
+        for stat in STATISTICS:
+            d = sp.get(stat) or Spread(n=0, mean=None, std=None, min=None, max=None)
+            cells.append(
+                f"{format_ms(d.mean)} ± {format_ms(d.std)} [{format_ms(d.min)} .. {format_ms(d.max)}]"
+            )
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _seed(s: Summary) -> list[str]:
+    seed = s.seed_criterion
+    lines = [
+        "",
+        "## The seed's criterion (reported, not deciding)",
+        "",
+        f"*{seed.statement}*, computed exactly as stated from the **{seed.which_maximum}**: "
+        f"{format_ms(seed.baseline_max_ms)} ms → {format_ms(seed.candidate_max_ms)} ms "
+        f"({format_pct(seed.change)}): **{seed.result}**.",
+    ]
+    if not seed.exact:
+        lines.append(
             "The model-service went unscraped for longer than its rolling maximum's window "
             "(a scrape gap), so a larger maximum may have been missed: the maximum is not exact "
             "and the criterion cannot be decided."
         )
-    cl = seed.get("client") or {}
-    add(
+    cl = seed.client
+    lines += [
         "The same criterion on the client's exact maximum latency: "
-        f"{format_ms(cl.get('baseline_max_ms'))} ms → "
-        f"{format_ms(cl.get('candidate_max_ms'))} ms ({format_pct(cl.get('change'))})."
-    )
-    add(
+        f"{format_ms(cl.baseline_max_ms)} ms → {format_ms(cl.candidate_max_ms)} ms "
+        f"({format_pct(cl.change)}).",
         "The maximum of one run is a single extreme observation: it moves with one slow request (a GC "
-        "pause, a scheduler hiccup), so it never decides the verdict alone (docs/experiment.md)."
+        "pause, a scheduler hiccup), so it never decides the verdict alone (docs/experiment.md).",
+        "",
+    ]
+    return lines
+
+
+def _validity(s: Summary) -> list[str]:
+    v = s.validity
+    lines = [
+        "## Validity",
+        "",
+        f"Valid: **{'yes' if v.valid else 'no'}**. Achieved rate = {v.achieved_rate_definition}; "
+        f"INVALID below {v.min_achieved_rate * 100:.0f}% of the target.",
+    ]
+    lines += [f"- {d}" for d in s.details if d != s.reason]
+    lines += [f"- warning: {w}" for w in v.warnings]
+    return lines
+
+
+def _calibration(s: Summary) -> list[str]:
+    cal = s.calibration
+    if cal is None:
+        return []
+    lines = [
+        "",
+        "## Calibration",
+        "",
+        f"Chose **{cal.chosen_rate} req/s**: {cal.reason} (unloaded p95 "
+        f"{format_ms(cal.unloaded_p95_ms)} ms, {cal.seconds} s).",
+        "",
+        "| step | rate | p95 ms | errors |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {st.step} | {st.rate} | {format_ms(st.p95_ms)} | {st.errors} |" for st in cal.steps]
+    return lines
+
+
+def _plots(s: Summary) -> list[str]:
+    lines = ["", "## Plots", ""]
+    for name in s.variants:
+        lines += [f"![{name} over time](plots/latency-over-time-{name}.png)", ""]
+    lines += [
+        "![both variants over time](plots/latency-over-time.png)",
+        "",
+        "![latency distribution](plots/latency-distribution.png)",
+        "",
+    ]
+    return lines
+
+
+def _environment(env: RunEnvironment) -> list[str]:
+    lines = ["## Environment", "", f"- bombardier: {env.bombardier_version} ({env.bombardier_path})"]
+    lines += [f"- {k}: {v}" for k, v in env.versions.items() if "/version" not in k]
+    if env.ports:
+        lines.append(f"- ports: {', '.join(f'{k} {p}' for k, p in env.ports.items())}")
+    if env.rules_file:
+        state = "loaded" if env.rules_loaded else "not loaded"
+        lines.append(f"- Prometheus rules: {env.rules_file} ({state}: {env.rules_detail.splitlines()[-1:]})")
+    lines += [
+        "- every knob, process and environment variable: environment.json; raw data: load/, prometheus/",
+        "",
+    ]
+    return lines
+
+
+def render_markdown(
+    summary: Summary | Mapping[str, Any], environment: RunEnvironment | Mapping[str, Any] | None = None
+) -> str:
+    """report.md (a mapping is read as summary.json / environment.json, any schema this code reads)."""
+    s, env = as_summary(summary), as_environment(environment)
+    sections = (
+        _header(s, env),
+        _verdict_tables(s),
+        _comparison(s),
+        _seed(s),
+        _validity(s),
+        _calibration(s),
+        _plots(s),
+        _environment(env),
     )
-    add("")
-    add("## Validity")
-    add("")
-    validity: Mapping[str, Any] = summary.get("validity") or {}
-    add(
-        f"Valid: **{'yes' if validity.get('valid') else 'no'}**. Achieved rate = "
-        f"{validity.get('achieved_rate_definition')}; INVALID below "
-        f"{float(validity.get('min_achieved_rate') or 0.95) * 100:.0f}% of the target."
-    )
-    for d in summary.get("details") or []:
-        if d != summary.get("reason"):
-            add(f"- {d}")
-    for w in validity.get("warnings") or []:
-        add(f"- warning: {w}")
-    cal = summary.get("calibration")
-    if cal:
-        add("")
-        add("## Calibration")
-        add("")
-        add(f"Chose **{cal.get('chosen_rate')} req/s**: {cal.get('reason')} (unloaded p95 "
-            f"{format_ms(cal.get('unloaded_p95_ms'))} ms, {cal.get('seconds')} s).")  # fmt: skip
-        add("")
-        add("| step | rate | p95 ms | errors |")
-        add("|---:|---:|---:|---:|")
-        for st in cal.get("steps") or []:
-            p95 = format_ms(st.get("p95_ms"))
-            add(f"| {st.get('step')} | {st.get('rate')} | {p95} | {st.get('errors')} |")
-    add("")
-    add("## Plots")
-    add("")
-    for name in variants:
-        add(f"![{name} over time](plots/latency-over-time-{name}.png)")
-        add("")
-    add("![both variants over time](plots/latency-over-time.png)")
-    add("")
-    add("![latency distribution](plots/latency-distribution.png)")
-    add("")
-    add("## Environment")
-    add("")
-    tools = env.get("tools") or {}
-    target = env.get("target") or {}
-    versions = target.get("versions") or {}
-    bomb = tools.get("bombardier") or {}
-    add(f"- bombardier: {bomb.get('version')} ({bomb.get('path')})")
-    for k, v in versions.items():
-        if "/version" not in k:
-            add(f"- {k}: {v}")
-    if target.get("ports"):
-        add(f"- ports: {', '.join(f'{k} {p}' for k, p in target['ports'].items())}")
-    rules = target.get("rules") or {}
-    if rules.get("file"):
-        state = "loaded" if rules.get("loaded") else "not loaded"
-        add(
-            f"- Prometheus rules: {rules['file']} ({state}: {str(rules.get('detail', '')).splitlines()[-1:]})"
-        )
-    add("- every knob, process and environment variable: environment.json; raw data: load/, prometheus/")
-    add("")
-    return "\n".join(lines)
+    return "\n".join(line for section in sections for line in section)
 
 
-def _x1000(x: Any) -> float | None:
-    return None if x is None else float(x) * 1000.0
-
-
-def reanalyse(run_dir: Path) -> dict[str, Any]:
-    """Recompute summary.json's analysis from the run's raw data (bombardier JSON, Prometheus results).
+def reanalyse(run_dir: Path) -> Summary:
+    """Recompute summary.json's analysis from the run's raw data (bombardier JSON, Prometheus results),
+    write it (as the current schema) and return it.
 
     The analysis is seeded from the spec, so the saved data always gives the same numbers.
     """
-    summary = dict(res.read_json(run_dir / res.SUMMARY))
+    saved = read_summary(run_dir)
     spec = load_spec(run_dir / res.SPEC)
     reps = load_collections(run_dir)
     client = {
@@ -330,79 +364,78 @@ def reanalyse(run_dir: Path) -> dict[str, Any]:
         ]
         for v in spec.variants
     }
-    summary.update(analyse(spec, client, reps, target_restarts=summary.get("target_restarts") or {}))
-    res.write_json(run_dir / res.SUMMARY, summary)
+    summary = saved.with_analysis(analyse(spec, client, reps, target_restarts=saved.target_restarts))
+    res.write_json(run_dir / res.SUMMARY, summary.to_dict())
     return summary
 
 
-def render_all(run_dir: Path) -> dict[str, Any]:
+def read_summary(run_dir: Path) -> Summary:
+    """summary.json of ``run_dir``, of any schema this code reads (see :meth:`Summary.from_dict`)."""
+    path = run_dir / res.SUMMARY
+    data = res.read_json(path)
+    if not isinstance(data, Mapping):
+        raise CanarylabError(f"{path} is not a summary (a JSON object was expected)")
+    try:
+        return Summary.from_dict(data)
+    except CanarylabError as err:
+        raise CanarylabError(f"{path}: {err.message}", err.hint) from err
+
+
+def render_all(run_dir: Path) -> Summary:
     """Re-render report.md and the plots of ``run_dir`` from its saved files; return the summary."""
-    summary = res.read_json(run_dir / res.SUMMARY)
+    summary = read_summary(run_dir)
     env_path = run_dir / res.ENVIRONMENT
-    environment = res.read_json(env_path) if env_path.exists() else {}
+    environment = RunEnvironment.from_dict(res.read_json(env_path)) if env_path.exists() else RunEnvironment()
     render_plots(run_dir, summary)
     (run_dir / res.REPORT).write_text(render_markdown(summary, environment))
-    return dict(summary)
+    return summary
 
 
-def seed_result(seed: Mapping[str, Any]) -> str:
-    """The outcome: "met", "not met", "unknown (scrape gap)" or "no data" (old summaries too)."""
-    if seed.get("result"):
-        return str(seed["result"])
-    met = seed.get("met")
-    return "met" if met else "not met" if met is not None else "no data"
-
-
-def verdict_table(summary: Mapping[str, Any]) -> Group:
+def verdict_table(summary: Summary | Mapping[str, Any]) -> Group:
     """The verdict table the command prints at the end: per variant, then the comparison."""
-    verdict = str(summary.get("verdict"))
-    style = VERDICT_STYLE.get(verdict, "bold")
-    table = Table(title=f"{summary.get('experiment')} ({summary.get('target')} target)", title_justify="left")
+    s = as_summary(summary)
+    style = VERDICT_STYLE.get(s.verdict, "bold")
+    table = Table(title=f"{s.experiment} ({s.target} target)", title_justify="left")
     table.add_column("variant")
     table.add_column("threads", justify="right")
     table.add_column("req/s (target)", justify="right")
     table.add_column("errors", justify="right")
-    for s in STATISTICS:
-        table.add_column(f"{s} ms", justify="right")
+    for stat in STATISTICS:
+        table.add_column(f"{stat} ms", justify="right")
     table.add_column("server p95 ms", justify="right")
     table.add_column("processing max ms", justify="right")
-    for name, v in (summary.get("variants") or {}).items():
+    for name, v in s.variants.items():
         table.add_row(
             name,
-            str(v.get("threads")),
-            f"{format_ms(v.get('achieved_rps'))} ({v.get('target_rps'):g})",
-            f"{v.get('errors')} ({_ratio(v.get('error_ratio'))})",
-            *(format_ms(v.get(f"{s}_ms")) for s in STATISTICS),
-            format_ms((v.get("server") or {}).get("p95_ms")),
-            format_ms((v.get("processing") or {}).get("max_ms")),
+            str(v.threads),
+            f"{format_ms(v.achieved_rps)} ({v.target_rps:g})",
+            f"{v.errors} ({_ratio(v.error_ratio)})",
+            *(format_ms(v.client.ms(stat)) for stat in STATISTICS),
+            format_ms(v.server.quantiles.p95_ms),
+            format_ms(v.processing.max_ms),
         )
-    comp = summary.get("comparison") or {}
-    conf = float(comp.get("confidence") or 0.95) * 100
-    changes = Table(title=f"{summary.get('candidate')} vs {summary.get('baseline')}", title_justify="left")
-    for col in ("statistic", "change", f"{conf:.0f}% CI", "decides"):
+    comp = s.comparison
+    changes = Table(title=f"{s.candidate} vs {s.baseline}", title_justify="left")
+    for col in ("statistic", "change", f"{comp.confidence * 100:.0f}% CI", "decides"):
         changes.add_column(col, justify="left" if col in ("statistic", "decides") else "right")
-    deciding = comp.get("statistics") or []
-    for stat, e in (comp.get("changes") or {}).items():
+    for stat, e in comp.changes.items():
         changes.add_row(
             stat,
-            format_pct(e.get("change")),
-            f"{format_pct(e.get('ci_low'))} .. {format_pct(e.get('ci_high'))}",
-            "yes" if stat in deciding else "",
+            format_pct(e.change),
+            f"{format_pct(e.ci_low)} .. {format_pct(e.ci_high)}",
+            "yes" if stat in comp.statistics else "",
         )
-    seed = summary.get("seed_criterion") or {}
+    seed = s.seed_criterion
     changes.add_row(
-        f"seed: max {seed.get('source', '')} ({'exact' if seed.get('exact', True) else 'not exact'})",
-        format_pct(seed.get("change")),
+        f"seed: max {seed.source} ({'exact' if seed.exact else 'not exact'})",
+        format_pct(seed.change),
         "no interval: one extreme value",
-        f"no ({seed_result(seed)})",
+        f"no ({seed.result})",
     )
-    verdict_text = Text.assemble(
-        ("verdict: ", "bold"), (verdict, style), (f"  {summary.get('reason', '')}", "")
-    )
+    verdict_text = Text.assemble(("verdict: ", "bold"), (s.verdict, style), (f"  {s.reason}", ""))
     return Group(table, changes, verdict_text)
 
 
-def verdict_line(summary: Mapping[str, Any]) -> str:
-    return (
-        f"verdict: {summary.get('verdict')}: {summary.get('reason')} (results: {summary.get('results_dir')})"
-    )
+def verdict_line(summary: Summary | Mapping[str, Any]) -> str:
+    s = as_summary(summary)
+    return f"verdict: {s.verdict}: {s.reason} (results: {s.results_dir})"

@@ -9,6 +9,7 @@ results/<UTC timestamp>-<experiment name>/
   prometheus/raw.jsonl   every query sent to Prometheus and its raw answer
   events.jsonl           the run's phase events
   summary.json           verdict, reason, per-variant statistics, uncertainty, seed criterion
+                         (schema 1: the types of canarylab.experiment.summary)
   report.md              the human report (re-rendered by `canarylab report DIR`)
   plots/*.png            latency over time per variant, comparison, distributions
   target/                local target only: process logs and prometheus.yml
@@ -42,7 +43,16 @@ TARGET_DIR = "target"
 LATEST = "latest"
 
 #: The keys summary.json always has (docs/experiment.md describes them).
-SUMMARY_KEYS = ("experiment", "target", "started_at", "finished_at", "verdict", "reason", "variants")
+SUMMARY_KEYS = (
+    "schema",
+    "experiment",
+    "target",
+    "started_at",
+    "finished_at",
+    "verdict",
+    "reason",
+    "variants",
+)
 VARIANT_KEYS = ("achieved_rps", "errors", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "server")
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from canarylab.experiment.spec import CriteriaSpec
 from canarylab.experiment.stats import ChangeEstimate
+from canarylab.experiment.summary import SeedOutcome
 from canarylab.experiment.vocabulary import (
     FAIL,
     INCONCLUSIVE,
@@ -83,7 +84,7 @@ class SeedResult:
         return self.change <= -self.min_reduction
 
     @property
-    def result(self) -> str:
+    def result(self) -> SeedOutcome:
         """The criterion's outcome: "met", "not met", "unknown (scrape gap)" or "no data"."""
         if math.isnan(self.change):
             return "no data"

@@ -55,7 +55,7 @@ def test_canarylab_report_renders_the_report_and_plots_from_saved_data(
 
 def test_reanalysis_reproduces_the_saved_summary(run_dir: Path) -> None:
     saved = json.loads((run_dir / res.SUMMARY).read_text())
-    again = reanalyse(run_dir)
+    again = reanalyse(run_dir).to_dict()
     assert again["verdict"] == saved["verdict"] == "PASS"
     assert again["comparison"] == saved["comparison"]
     # The saved summary predates the scrape-gap rule: stable's model-service answered 46% of

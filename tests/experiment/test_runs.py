@@ -24,6 +24,7 @@ import yaml
 from canarylab.experiment import VERDICT_EXIT_CODES, engine
 from canarylab.experiment import results as res
 from canarylab.experiment.spec import load_spec
+from canarylab.experiment.summary import Summary
 from canarylab.experiment.targets.local import LocalTarget, VariantConfig
 from canarylab.procs import console_script, port_in_use
 
@@ -105,6 +106,12 @@ def test_short_real_run_writes_every_result(tmp_path: Path) -> None:
     assert summary["seed_criterion"]["deciding"] is False
     assert summary["seed_criterion"]["exact"] is True
     assert summary["comparison"]["changes"]["p95"]["ci_low"] is not None
+    # written as schema 1, the summary round-trips through the types (spread: 2 repetitions)
+    assert summary["schema"] == 1
+    typed = Summary.from_dict(summary)
+    assert typed.to_dict() == summary
+    assert Summary.from_dict(typed.to_dict()) == typed
+    assert typed.variants["stable"].spread is not None
 
     for name, threads in (("stable", 4), ("canary", 16)):
         v = summary["variants"][name]
@@ -309,7 +316,7 @@ def test_the_lab_code_path_against_a_stand_in_lab(tmp_path: Path) -> None:
         assert all(p.running() for p in lab.processes.values()), (
             "the lab engine stopped processes it does not own"
         )
-    summary = outcome.summary
+    summary = outcome.summary.to_dict()
     assert summary["target"] == "lab"
     assert summary["verdict"] != "INVALID", explain(summary)
     assert summary["variants"]["stable"]["achieved_rps"] >= 9.5

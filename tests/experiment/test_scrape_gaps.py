@@ -220,7 +220,7 @@ def test_collection_warnings_reach_summary_validity_without_invalidating(tmp_pat
     data = json.loads(rep.read_text())
     data["warnings"] = ["Prometheus had no successful scrape (up == 1) of every target"]
     rep.write_text(json.dumps(data))
-    summary = reanalyse(run_dir)
+    summary = reanalyse(run_dir).to_dict()
     assert summary["verdict"] == "PASS"
     assert summary["validity"]["valid"] is True
     warning = "repetition 1: Prometheus had no successful scrape (up == 1) of every target"
@@ -232,6 +232,6 @@ def test_saved_blocks_that_cannot_be_paired_are_not_used(tmp_path: Path) -> None
     data = json.loads(rep.read_text())
     data["blocks"]["variants"]["stable"].pop()
     rep.write_text(json.dumps(data))
-    summary = reanalyse(run_dir)
+    summary = reanalyse(run_dir).to_dict()
     assert "request-level" in summary["comparison"]["decided_by"]  # no paired blocks left: too few
     assert any("cannot be paired" in w for w in summary["validity"]["warnings"])

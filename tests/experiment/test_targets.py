@@ -27,6 +27,7 @@ from canarylab.experiment import VERDICT_EXIT_CODES, engine
 from canarylab.experiment import results as res
 from canarylab.experiment.__main__ import main as engine_main
 from canarylab.experiment.spec import load_spec
+from canarylab.experiment.summary import Summary
 from canarylab.experiment.targets import TARGETS, Endpoint, ScrapeCheck, TargetRequest, registry
 from canarylab.experiment.targets.lab import LabTarget, wait_for_prometheus
 from canarylab.experiment.targets.local import LocalTarget
@@ -187,7 +188,7 @@ def test_the_engine_runs_against_a_registered_stand_in_kind(tmp_path: Path, empt
         target.calls
     )
     assert target.calls[-2:] == ["exit", "clean_up"]  # cleaned up once stopped
-    summary = outcome.summary
+    summary = outcome.summary.to_dict()
     assert summary["target"] == "stand-in"
     # the fake Prometheus has no series: a measurement without server-side data is INVALID
     assert summary["verdict"] == "INVALID", summary["reason"]
@@ -195,6 +196,11 @@ def test_the_engine_runs_against_a_registered_stand_in_kind(tmp_path: Path, empt
     environment = json.loads((outcome.run_dir / res.ENVIRONMENT).read_text())
     assert environment["target"] == {"kind": "stand-in", "prometheus_url": empty_prometheus}
     assert (outcome.run_dir / res.SUMMARY).exists()
+    # the summary the engine wrote is schema 1 and round-trips through the types
+    written = json.loads((outcome.run_dir / res.SUMMARY).read_text())
+    assert written["schema"] == 1
+    assert Summary.from_dict(written) == outcome.summary
+    assert Summary.from_dict(written).to_dict() == written
 
 
 # --- the lab's Prometheus, unreachable (issue 15) ------------------------------------------------
