@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-VERSION_OUT = subprocess.run(["/usr/bin/prometheus", "--version"], capture_output=True, text=True, check=True)
+#: The host's prometheus: the set-up's Debian build, linked into the clone's .cache/bin.
+HOST_PROMETHEUS = Path(__file__).resolve().parents[5] / ".cache" / "bin" / "prometheus"
+VERSION_OUT = subprocess.run([str(HOST_PROMETHEUS), "--version"], capture_output=True, text=True, check=True)
 _found = re.search(r"prometheus, version ([0-9.]+)", VERSION_OUT.stdout + VERSION_OUT.stderr)
 assert _found, VERSION_OUT
 VERSION = _found.group(1)
