@@ -16,7 +16,8 @@ apt_packages=(python3 python3-venv python3-pip git)
 if [ "$minimal" -eq 0 ]; then
   # No `prometheus` here: Debian's package starts a system daemon on :9090.
   # install_prometheus below unpacks its binaries into the user cache instead.
-  apt_packages+=(podman runc uidmap slirp4netns fuse-overlayfs debootstrap vagrant vagrant-libvirt wrk hey)
+  # catatonit: the init of podman's pod infra container (a Recommends, so name it).
+  apt_packages+=(podman runc catatonit uidmap slirp4netns fuse-overlayfs debootstrap vagrant vagrant-libvirt wrk hey)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
