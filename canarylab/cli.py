@@ -12,7 +12,7 @@ from canarylab import __version__
 from canarylab.errors import CanarylabError
 
 #: Modules under canarylab.commands, in --help order.
-COMMANDS: tuple[str, ...] = ("contract", "doctor", "lab", "dashboard", "experiment", "report")
+COMMANDS: tuple[str, ...] = ("contract", "doctor", "lab", "dashboard", "experiment", "report", "bundle")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,240 @@
+"""The real builders: Go (``go build``), C (``gcc``) and images (``podman build`` + ``podman save``).
+
+Every build runs at the lowest CPU priority (``nice -n 19``) and logs to
+``$CANARYLAB_CACHE/bundle/logs/<item>.log``; a failure raises a
+:class:`BuildError` with the log's tail, the log's path and what to do next.
+
+Go: ``CGO_ENABLED=0 GOFLAGS='-mod=mod -buildvcs=false' GOTOOLCHAIN=local go build
+-trimpath -ldflags '-s -w …'`` (flanneld: ``CGO_ENABLED=1`` linked ``-static``, as
+upstream, for its udp backend's C proxy), in a copy of the committed scratch module (so
+``-mod=mod`` never rewrites the checkout's go.mod/go.sum).  Go's own module and
+build caches (``go env GOMODCACHE GOCACHE``) are used as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from canarylab.bundle.cache import project_files
+from canarylab.bundle.items import Item
+from canarylab.errors import CanarylabError
+
+NICE = ("nice", "-n", "19")
+IMAGE_ARCHIVE = "image.tar"
+#: ``ctr -n k8s.io images import`` (containerd 1.6) takes docker-archive with the full names in RepoTags.
+ARCHIVE_FORMAT = "docker-archive"
+DEFAULT_BASE_IMAGE = "localhost/canarylab-debian12-systemd:latest"
+
+
+@dataclass
+class BuildResult:
+    files: list[str]
+    image: dict[str, str] = field(default_factory=dict)
+
+
+class BuildError(CanarylabError):
+    pass
+
+
+class Builder(Protocol):
+    def toolchain(self, item: Item) -> str:
+        """What builds the item, as text that enters its cache key."""
+        ...
+
+    def build(self, item: Item, out: Path, inputs: Mapping[str, Path]) -> BuildResult:
+        """Build ``item`` into the empty directory ``out``.  ``inputs``: ``item/file`` -> path."""
+        ...
+
+
+def base_image() -> str:
+    return os.environ.get("CANARYLAB_BASE_IMAGE") or DEFAULT_BASE_IMAGE
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class RealBuilder:
+    def __init__(self, root: Path, log_dir: Path) -> None:
+        self.root = root
+        self.log_dir = log_dir
+
+    # --- toolchains --------------------------------------------------------------
+    def toolchain(self, item: Item) -> str:
+        if item.kind == "go":
+            return self._go_version()
+        if item.kind == "c":
+            return f"{self._go_version()}; {self._gcc_version()}"
+        return (
+            f"{self._podman_version()}; base {self._base_id()}"
+            if self._uses_base(item)
+            else (self._podman_version())
+        )
+
+    @functools.cache  # noqa: B019 - one builder per run; the versions do not change within it
+    def _go_version(self) -> str:
+        return self._probe(["go", "env", "GOVERSION", "GOOS", "GOARCH"], "Go", "install Go >= 1.24").replace(
+            "\n", " "
+        )
+
+    @functools.cache  # noqa: B019
+    def _gcc_version(self) -> str:
+        return self._probe(["gcc", "--version"], "gcc", "apt-get install gcc libc6-dev").splitlines()[0]
+
+    @functools.cache  # noqa: B019
+    def _podman_version(self) -> str:
+        return self._probe(["podman", "--version"], "podman", "apt-get install podman")
+
+    @functools.cache  # noqa: B019
+    def _base_id(self) -> str:
+        image = base_image()
+        if subprocess.run(["podman", "image", "exists", image], check=False).returncode != 0:
+            raise BuildError(
+                f"the base image {image} is missing (the bundle's Debian-based images start from it)",
+                "build it: scripts/build-base-image.sh",
+            )
+        return self._probe(["podman", "image", "inspect", "--format", "{{.Id}}", image], "podman", "")
+
+    def _uses_base(self, item: Item) -> bool:
+        return "BASE_IMAGE" in (self.root / item.project / "Containerfile").read_text()
+
+    @staticmethod
+    def _probe(argv: Sequence[str], what: str, hint: str) -> str:
+        try:
+            res = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+        except FileNotFoundError as err:
+            raise BuildError(f"{what} is not installed ({argv[0]} not found)", hint) from err
+        if res.returncode != 0:
+            raise BuildError(f"{' '.join(argv)} failed: {res.stderr.strip()}", hint)
+        return res.stdout.strip()
+
+    # --- building -------------------------------------------------------------
+    def build(self, item: Item, out: Path, inputs: Mapping[str, Path]) -> BuildResult:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{item.name}.log"
+        log.write_text("")
+        if item.kind == "go":
+            return self._build_go(item, out, log)
+        if item.kind == "c":
+            return self._build_c(item, out, log)
+        return self._build_image(item, out, inputs, log)
+
+    def _run(self, item: Item, argv: Sequence[str], log: Path, cwd: Path, env: Mapping[str, str]) -> str:
+        with log.open("a") as f:
+            f.write(f"$ {' '.join(argv)}\n")
+            f.flush()
+            res = subprocess.run(
+                list(argv), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=f, text=True, check=False
+            )
+            f.write(res.stdout)
+        if res.returncode != 0:
+            tail = _tail(log)
+            again = f"canarylab bundle build --only {item.name}"
+            hint = (
+                "403 'not available': the Go module proxy refuses that module version; substitute a served "
+                f"one in {item.project}/go.mod, record it in versions.yml, then {again}"
+                if "403 Forbidden" in tail
+                else f"read {log}, fix the cause, then {again}"
+            )
+            tool = argv[len(NICE)] if argv[0] == "nice" else argv[0]
+            raise BuildError(
+                f"building {item.name} {item.version} failed ({tool} exited {res.returncode}); "
+                f"the end of {log}:\n{tail}",
+                hint,
+            )
+        return res.stdout
+
+    def _go_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(CGO_ENABLED="0", GOFLAGS="-mod=mod -buildvcs=false", GOTOOLCHAIN="local")
+        return env
+
+    def _copy_project(self, item: Item, dest: Path) -> None:
+        dest.mkdir(parents=True)
+        base = self.root / item.project
+        for p in project_files(self.root, item.project):
+            target = dest / p.relative_to(base)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, target)
+
+    def _build_go(self, item: Item, out: Path, log: Path) -> BuildResult:
+        src = out / ".src"
+        self._copy_project(item, src)
+        env = self._go_env()
+        for b in item.binaries:
+            static = ("-linkmode", "external", "-extldflags", "-static") if b.cgo else ()
+            ldflags = " ".join(("-s", "-w", *static, *b.ldflags))
+            env["CGO_ENABLED"] = "1" if b.cgo else "0"
+            argv = [
+                *NICE,
+                "go",
+                "build",
+                "-trimpath",
+                "-ldflags",
+                ldflags,
+                "-o",
+                str(out / b.name),
+                b.package,
+            ]
+            self._run(item, argv, log, src, env)
+        shutil.rmtree(src)
+        return BuildResult([b.name for b in item.binaries])
+
+    def _module_dir(self, item: Item, module: str, log: Path, cwd: Path) -> Path:
+        env = self._go_env()
+        argv = ["go", "mod", "download", "-json", module]
+        data = json.loads(self._run(item, argv, log, cwd, env))
+        return Path(data["Dir"])
+
+    def _build_c(self, item: Item, out: Path, log: Path) -> BuildResult:
+        module, _, rel = item.source.partition(":")
+        src = out / ".src"
+        self._copy_project(item, src)
+        mod_dir = self._module_dir(item, module, log, src)
+        for b in item.binaries:
+            target = out / b.name
+            self._run(
+                item,
+                [*NICE, "gcc", *item.cflags, "-o", str(target), str(mod_dir / rel)],
+                log,
+                src,
+                os.environ,
+            )
+            self._run(item, ["strip", str(target)], log, src, os.environ)
+        shutil.rmtree(src)
+        return BuildResult([b.name for b in item.binaries])
+
+    def _build_image(self, item: Item, out: Path, inputs: Mapping[str, Path], log: Path) -> BuildResult:
+        ctx = out / ".ctx"
+        self._copy_project(item, ctx)
+        for i in item.inputs:
+            target = ctx / i.file
+            shutil.copy2(inputs[f"{i.item}/{i.file}"], target)
+            if i.setcap:
+                self._run(item, ["setcap", i.setcap, str(target)], log, ctx, os.environ)
+        argv = [*NICE, "podman", "build", "--pull=never", "-t", item.image, "-f", str(ctx / "Containerfile")]
+        if self._uses_base(item):
+            argv += ["--build-arg", f"BASE_IMAGE={base_image()}"]
+        self._run(item, [*argv, str(ctx)], log, ctx, os.environ)
+        archive = out / IMAGE_ARCHIVE
+        save = ["podman", "save", "--format", ARCHIVE_FORMAT, "-o", str(archive), item.image]
+        self._run(item, [*NICE, *save], log, out, os.environ)
+        image_id = self._run(
+            item, ["podman", "image", "inspect", "--format", "{{.Id}}", item.image], log, out, os.environ
+        )
+        shutil.rmtree(ctx)
+        return BuildResult(
+            [IMAGE_ARCHIVE],
+            {"ref": item.image, "id": f"sha256:{image_id.strip()}", "archive": ARCHIVE_FORMAT},
+        )

@@ -1,0 +1,267 @@
+"""What the offline bundle holds: one :class:`Item` per build, from the pins.
+
+Every version comes from inventory/group_vars/all/versions.yml; every Go item
+builds in its committed scratch module under ``bundle/<project>/`` (go.mod with
+the replace list, go.sum, tools.go naming the commands); every image from its
+committed ``bundle/images/<name>/Containerfile``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from canarylab.errors import CanarylabError
+
+Kind = Literal["go", "c", "image"]
+
+VERSIONS = Path("inventory") / "group_vars" / "all" / "versions.yml"
+BUNDLE_DIR = Path("bundle")
+IMAGES_DIR = BUNDLE_DIR / "images"
+
+
+@dataclass(frozen=True)
+class Binary:
+    """One executable of an item: ``go build -o NAME PACKAGE`` (or, for C, the source file)."""
+
+    name: str
+    package: str
+    ldflags: tuple[str, ...] = ()
+    #: Built with cgo and linked statically (``-extldflags -static``), as upstream does it.
+    cgo: bool = False
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """A file an image copies in: ``file`` of the item ``item``."""
+
+    item: str
+    file: str
+    #: File capabilities the builder sets before ``podman build`` (the layer keeps the xattr).
+    setcap: str = ""
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    kind: Kind
+    version: str
+    #: Where it comes from, ``module@version`` (``…:path`` for a file inside a module).
+    source: str
+    #: The committed directory whose files are part of the cache key (relative to the project root).
+    project: Path
+    binaries: tuple[Binary, ...] = ()
+    #: For images: the reference kubeadm or the manifests use.
+    image: str = ""
+    inputs: tuple[ImageInput, ...] = ()
+    #: For C items: the module whose source file is compiled, and the compiler flags.
+    cflags: tuple[str, ...] = field(default=())
+
+    @property
+    def depends(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(i.item for i in self.inputs))
+
+
+def load_pins(root: Path) -> dict[str, Any]:
+    path = root / VERSIONS
+    try:
+        pins = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise CanarylabError(f"cannot read the pins: {err}", "run inside the canarylab checkout") from err
+    if not isinstance(pins, dict):
+        raise CanarylabError(f"{path} is not a mapping of pins")
+    return pins
+
+
+def _pin(pins: dict[str, Any], name: str) -> str:
+    if name not in pins:
+        raise CanarylabError(
+            f"{name} is not pinned in {VERSIONS}",
+            "the bundle's pins are the '# --- the container lab's offline bundle' section of that file",
+        )
+    return str(pins[name])
+
+
+def _v(version: str) -> str:
+    return version if version.startswith("v") else f"v{version}"
+
+
+def kubernetes_ldflags(version: str) -> tuple[str, ...]:
+    """``-X`` flags that make ``kubeadm version`` and the API server report ``version``."""
+    m = re.fullmatch(r"v(\d+)\.(\d+)\.\d+", version)
+    if not m:
+        raise CanarylabError(f"kubernetes_version {version!r} is not vX.Y.Z")
+    flags: list[str] = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {pkg}.gitVersion={version}", f"-X {pkg}.gitMajor={m[1]}", f"-X {pkg}.gitMinor={m[2]}"]
+    return tuple(flags)
+
+
+KUBERNETES_COMMANDS = (
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+)
+
+
+def bundle_items(pins: dict[str, Any]) -> list[Item]:
+    """Every item, binaries first (in dependency order), then the images."""
+    k8s = _v(_pin(pins, "kubernetes_version"))
+    k8s_module = _pin(pins, "bundle_kubernetes_module")
+    etcd = _pin(pins, "bundle_etcd_version")
+    etcd_tag = f"{etcd}-{_pin(pins, 'bundle_etcd_image_revision')}"
+    coredns = _v(_pin(pins, "bundle_coredns_version"))
+    pause = _pin(pins, "kubernetes_pause_version")
+    flannel = _v(_pin(pins, "bundle_flannel_version"))
+    cni_module = _pin(pins, "bundle_flannel_cni_plugin_module")
+    cni = _v(_pin(pins, "bundle_flannel_cni_plugin_version"))
+    cni_tag = _pin(pins, "bundle_flannel_cni_plugin_image_tag")
+    metallb = _v(_pin(pins, "bundle_metallb_version"))
+    k8s_flags = kubernetes_ldflags(k8s)
+
+    items = [
+        Item(
+            "kubernetes",
+            "go",
+            k8s,
+            f"{k8s_module}@{k8s}",
+            BUNDLE_DIR / "kubernetes",
+            tuple(Binary(c, f"{k8s_module}/cmd/{c}", k8s_flags) for c in KUBERNETES_COMMANDS),
+        ),
+        Item(
+            "etcd",
+            "go",
+            etcd,
+            f"go.etcd.io/etcd/server/v3@v{etcd}",
+            BUNDLE_DIR / "etcd",
+            (Binary("etcd", "go.etcd.io/etcd/server/v3"),),
+        ),
+        Item(
+            "coredns",
+            "go",
+            coredns,
+            f"github.com/coredns/coredns@{coredns}",
+            BUNDLE_DIR / "coredns",
+            (Binary("coredns", "github.com/coredns/coredns"),),
+        ),
+        Item(
+            "pause",
+            "c",
+            pause,
+            f"{k8s_module}@{k8s}:build/pause/linux/pause.c",
+            # The kubernetes scratch module pins the module the source file comes from.
+            BUNDLE_DIR / "kubernetes",
+            (Binary("pause", "build/pause/linux/pause.c"),),
+            cflags=("-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{pause}"),
+        ),
+        Item(
+            "flannel",
+            "go",
+            flannel,
+            f"github.com/flannel-io/flannel@{flannel}",
+            BUNDLE_DIR / "flannel",
+            (
+                Binary(
+                    "flanneld",
+                    "github.com/flannel-io/flannel",
+                    (f"-X github.com/flannel-io/flannel/pkg/version.Version={flannel}",),
+                    # the udp backend's proxy is C (cgo); upstream builds flanneld the same way
+                    cgo=True,
+                ),
+            ),
+        ),
+        Item(
+            "flannel-cni-plugin",
+            "go",
+            cni,
+            f"{cni_module}@{cni}:plugins/meta/flannel",
+            BUNDLE_DIR / "cni-plugins",
+            (
+                Binary(
+                    "flannel",
+                    f"{cni_module}/plugins/meta/flannel",
+                    (f"-X {cni_module}/pkg/utils/buildversion.BuildVersion={cni}",),
+                ),
+            ),
+        ),
+        Item(
+            "metallb",
+            "go",
+            metallb,
+            f"go.universe.tf/metallb@{metallb}",
+            BUNDLE_DIR / "metallb",
+            (
+                Binary("controller", "go.universe.tf/metallb/controller"),
+                Binary("speaker", "go.universe.tf/metallb/speaker"),
+            ),
+        ),
+    ]
+
+    def image(name: str, ref: str, *inputs: ImageInput) -> Item:
+        src = next(i for i in items if i.name == inputs[0].item)
+        return Item(
+            f"image-{name}",
+            "image",
+            ref.rsplit(":", 1)[1],
+            src.source,
+            IMAGES_DIR / name,
+            image=ref,
+            inputs=inputs,
+        )
+
+    for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"):
+        items.append(image(c, f"registry.k8s.io/{c}:{k8s}", ImageInput("kubernetes", c)))
+    items += [
+        image("etcd", f"registry.k8s.io/etcd:{etcd_tag}", ImageInput("etcd", "etcd")),
+        image(
+            "coredns",
+            f"registry.k8s.io/coredns/coredns:{coredns}",
+            ImageInput("coredns", "coredns", setcap="cap_net_bind_service=+ep"),
+        ),
+        image("pause", f"registry.k8s.io/pause:{pause}", ImageInput("pause", "pause")),
+        image("flannel", f"ghcr.io/flannel-io/flannel:{flannel}", ImageInput("flannel", "flanneld")),
+        image(
+            "flannel-cni-plugin",
+            f"ghcr.io/flannel-io/flannel-cni-plugin:{cni_tag}",
+            ImageInput("flannel-cni-plugin", "flannel"),
+        ),
+        image(
+            "metallb-controller", f"quay.io/metallb/controller:{metallb}", ImageInput("metallb", "controller")
+        ),
+        image("metallb-speaker", f"quay.io/metallb/speaker:{metallb}", ImageInput("metallb", "speaker")),
+    ]
+    return items
+
+
+def kubeadm_images(items: list[Item]) -> list[str]:
+    """The images of the bundle that ``kubeadm config images list`` names (registry.k8s.io)."""
+    return sorted(i.image for i in items if i.image.startswith("registry.k8s.io/"))
+
+
+def select(items: list[Item], only: list[str] | None) -> list[Item]:
+    """``only`` and everything it depends on, in the original order; all items without ``only``."""
+    if not only:
+        return list(items)
+    by_name = {i.name: i for i in items}
+    unknown = [n for n in only if n not in by_name]
+    if unknown:
+        raise CanarylabError(
+            f"no bundle item named {', '.join(unknown)}",
+            f"choose from: {', '.join(by_name)}",
+        )
+    wanted: set[str] = set()
+    todo = list(only)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo += by_name[name].depends
+    return [i for i in items if i.name in wanted]
