@@ -33,6 +33,8 @@ from canarylab.paths import project_root
 from canarylab.procs import descendants, handling, process_table, terminate
 from canarylab.progress import TASK_START_EVENTS, ProgressView, make_progress
 
+#: The inventory `vagrant up` writes: the default of every command that runs a playbook against the lab.
+LAB_INVENTORY = "inventory/vagrant.yml"
 #: How many private data dirs to keep under .cache/runner/ (older ones are removed).
 KEEP_RUNS = 30
 #: How often (seconds) ansible-runner asks whether the run was cancelled.
@@ -335,10 +337,31 @@ def _resolve_inventory(inventory: str | Path | None, root: Path) -> str | None:
     if not full.exists():
         raise CanarylabError(
             f"inventory not found: {full}",
-            "for the lab run `canarylab up` (it writes inventory/vagrant.yml); "
+            f"for the lab run `canarylab up` (it writes {LAB_INVENTORY}) or pass --inventory PATH; "
             "for the local target use inventory/local.yml",
         )
     return str(full.resolve())
+
+
+def lab_inventory(root: Path, given: Path | None) -> Path:
+    """The inventory of a playbook run against the lab: ``--inventory`` if given, else LAB_INVENTORY.
+
+    A relative ``given`` is looked up from the working directory, then from the project root.
+    """
+    if given is not None:
+        candidates = [given] if given.is_absolute() else [Path.cwd() / given, root / given]
+        for path in candidates:
+            if path.exists():
+                return path.resolve()
+        raise CanarylabError(f"inventory not found: {candidates[0]}", "check the path given to --inventory")
+    path = root / LAB_INVENTORY
+    if not path.is_file():
+        raise CanarylabError(
+            f"{LAB_INVENTORY} is missing: the VMs were never brought up here",
+            "run `canarylab up` (it runs `vagrant up`, which writes the inventory), "
+            "or pass --inventory PATH for machines that are not the Vagrant VMs",
+        )
+    return path
 
 
 @dataclass

@@ -30,11 +30,10 @@ from canarylab.experiment.spec import load_spec, parse_duration
 from canarylab.experiment.targets import TARGETS
 from canarylab.experiment.vocabulary import exit_code
 from canarylab.paths import project_root
-from canarylab.runner import run_playbook
+from canarylab.runner import LAB_INVENTORY, lab_inventory, run_playbook
 
 PLAYBOOK = "experiment.yml"
 LOCAL_INVENTORY = "inventory/local.yml"
-LAB_INVENTORY = "inventory/vagrant.yml"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,6 +60,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--results-dir", type=Path, help="where run directories go (default: results/)")
     r.add_argument("--calibrate", action="store_true", help="find the rate first ('significant load')")
     r.add_argument("--target-file", type=Path, help="lab target file (default: .canarylab/lab-target.yml)")
+    r.add_argument(
+        "--inventory",
+        "-i",
+        metavar="PATH",
+        type=Path,
+        help=f"--target lab only: the lab's inventory (default: {LAB_INVENTORY}, written by `vagrant up`); "
+        f"--target local always uses {LOCAL_INVENTORY}",
+    )
     r.set_defaults(func=_run)
 
 
@@ -143,13 +150,21 @@ def _run(args: argparse.Namespace) -> int:
     root = project_root()
     args.spec = args.spec.resolve()
     extravars: dict[str, Any] = {k: v for k, v in _check_overrides(args).items() if v is not None}
-    inventory: Path | None
+    inventory: Path
     if args.target == "local":
+        if args.inventory is not None:
+            raise CanarylabError(
+                f"--inventory is for --target lab: the local target always runs on {LOCAL_INVENTORY}",
+                "drop --inventory, or add --target lab",
+            )
         inventory = root / LOCAL_INVENTORY
+    elif args.inventory is None and not (root / LAB_INVENTORY).exists():
+        raise CanarylabError(
+            f"the lab has no inventory ({LAB_INVENTORY})",
+            "run `vagrant up` (or `canarylab up`) first, or pass --inventory PATH for another lab",
+        )
     else:
-        inventory = None  # ansible.cfg's default: the inventory `vagrant up` writes
-        if not (root / LAB_INVENTORY).exists():
-            raise CanarylabError(f"the lab has no inventory ({LAB_INVENTORY})", "run `vagrant up` first")
+        inventory = lab_inventory(root, args.inventory)
     results_root = (args.results_dir or root / "results").resolve()
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
     with tempfile.TemporaryDirectory(prefix="canarylab-experiment-") as tmp:

@@ -11,16 +11,16 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from canarylab.doctor.facts import gather_host
 from canarylab.doctor.labsize import load_lab_size
 from canarylab.errors import CanarylabError
 from canarylab.lab import provision, status, vagrant
 from canarylab.paths import project_root, results_dir, state_dir
-from canarylab.runner import PlaybookError, run_playbook
+from canarylab.runner import LAB_INVENTORY, PlaybookError, lab_inventory, run_playbook
 
 SITE_PLAYBOOK = "playbooks/site.yml"
-LAB_INVENTORY = "inventory/vagrant.yml"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,14 +36,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="only provision (run the site playbook against the running VMs), skip `vagrant up`",
     )
+    _inventory_option(up)
     _progress_option(up)
     up.set_defaults(func=_up)
 
     prov = sub.add_parser(
         "provision",
         help="provision the running lab again (same as `canarylab up --provision`)",
-        description=f"Run {SITE_PLAYBOOK} against the running lab VMs, with timings.",
+        description=f"Run {SITE_PLAYBOOK} against the running lab VMs (or the machines of "
+        "--inventory), with timings.",
     )
+    _inventory_option(prov)
     _progress_option(prov)
     prov.set_defaults(func=_up, provision=True)
 
@@ -68,6 +71,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     destroy.set_defaults(func=_destroy)
 
 
+def _inventory_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--inventory",
+        "-i",
+        metavar="PATH",
+        type=Path,
+        default=None,
+        help=f"the inventory to provision (default: {LAB_INVENTORY}, written by `vagrant up`), "
+        "e.g. a copy of inventory/examples/servers.yml",
+    )
+
+
 def _progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress",
@@ -82,6 +97,8 @@ def _progress_option(parser: argparse.ArgumentParser) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     root = project_root()
+    # an inventory given on the command line is checked before anything runs
+    given = lab_inventory(root, args.inventory) if args.inventory is not None else None
     lab = load_lab_size(root, os.environ)
     started = provision.utc_now()
     clock = time.monotonic()  # the total includes the host checks below
@@ -94,13 +111,9 @@ def _up(args: argparse.Namespace) -> int:
         vagrant_started = time.monotonic()
         vagrant.run_checked(["up", "--no-provision"], root, "starting the VMs")
         record.add_phase("vagrant up", time.monotonic() - vagrant_started, "vagrant")
-    inventory = root / LAB_INVENTORY
-    if not inventory.is_file():
-        raise CanarylabError(
-            f"{LAB_INVENTORY} is missing: the VMs were never brought up here",
-            "run `canarylab up` (it runs `vagrant up`, which writes the inventory)",
-        )
-    print(f"canarylab: provisioning with {SITE_PLAYBOOK}", flush=True)
+    inventory = given or lab_inventory(root, None)
+    shown = inventory.relative_to(root) if inventory.is_relative_to(root) else inventory
+    print(f"canarylab: provisioning with {SITE_PLAYBOOK} (inventory {shown})", flush=True)
     result = run_playbook(
         SITE_PLAYBOOK, inventory=inventory, label="site", show_progress=args.progress, check=False, root=root
     )

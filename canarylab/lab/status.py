@@ -1,7 +1,9 @@
 """What the lab is running and where: nodes, pods, URLs, the Grafana password file.
 
 URLs come from .canarylab/endpoints.yml when the lab roles have written it;
-otherwise from the fixed addresses in inventory/group_vars/all/mesh.yml.
+otherwise from fixed addresses in roles/canarylab/defaults/main.yml, where they are literal
+(the shipped defaults derive them from the inventory's MetalLB pool, so none is shown
+before provisioning has written endpoints.yml).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from canarylab.paths import state_dir
 KUBECONFIG = "kubeconfig"
 ENDPOINTS = "endpoints.yml"
 GRAFANA_PASSWORD_FILE = "grafana-admin-password"  # noqa: S105 - a file name, not a password
-MESH_VARS = Path("inventory/group_vars/all/mesh.yml")
+CANARYLAB_DEFAULTS = Path("roles/canarylab/defaults/main.yml")
 ISTIO_DEFAULTS = Path("roles/istio/defaults/main.yml")
 MONITORING_DEFAULTS = Path("roles/monitoring/defaults/main.yml")
 
@@ -51,7 +53,7 @@ def endpoints(root: Path) -> Endpoints:
     if data:
         urls = {str(k): str(v) for k, v in data.items() if isinstance(v, str | int | float)}
         return Endpoints(urls=urls, source=str(written), written_by_lab=True)
-    mesh = _yaml(root / MESH_VARS)
+    mesh = _yaml(root / CANARYLAB_DEFAULTS)
     urls = {}
     grafana, prometheus, gateway = (
         _plain(mesh.get(k))
@@ -63,12 +65,12 @@ def endpoints(root: Path) -> Endpoints:
         urls["prometheus"] = f"http://{prometheus}:9090"
     if gateway:
         urls["app"] = f"http://{gateway}"
-    return Endpoints(urls=urls, source=str(root / MESH_VARS), written_by_lab=False)
+    return Endpoints(urls=urls, source=str(root / CANARYLAB_DEFAULTS), written_by_lab=False)
 
 
 def namespaces(root: Path) -> dict[str, str]:
     """The namespaces worth showing: the app's, the mesh's, monitoring."""
-    mesh = _yaml(root / MESH_VARS)
+    mesh = _yaml(root / CANARYLAB_DEFAULTS)
     istio = _yaml(root / ISTIO_DEFAULTS)
     monitoring = _yaml(root / MONITORING_DEFAULTS)
     found = {

@@ -111,9 +111,10 @@ def lab(tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     project = tmp_path / "project"
     (project / "playbooks").mkdir(parents=True)
     (project / "inventory" / "group_vars" / "all").mkdir(parents=True)
+    (project / "roles" / "canarylab" / "defaults").mkdir(parents=True)
     shutil.copy(root / "ansible.cfg", project / "ansible.cfg")
     (project / "playbooks" / "site.yml").write_text(SITE)
-    (project / "inventory" / "group_vars" / "all" / "mesh.yml").write_text(MESH)
+    (project / "roles" / "canarylab" / "defaults" / "main.yml").write_text(MESH)
     (project / "lab.yml").write_text("provider: virtualbox\nworkers: 1\n")
     fakebin = tmp_path / "bin"
     fakebin.mkdir()
@@ -184,6 +185,56 @@ def test_provision_without_inventory_says_to_run_up(lab: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert "inventory/vagrant.yml is missing" in err
     assert "run `canarylab up`" in err
+    assert "--inventory PATH" in err
+
+
+def _runner_command(record: dict[str, object]) -> list[str]:
+    """The ansible-playbook command line ansible-runner ran (artifacts/<ident>/command)."""
+    command = Path(str(record["log_path"])).parent / "command"
+    return list(json.loads(command.read_text())["command"])
+
+
+@pytest.mark.parametrize("argv", [["provision"], ["up", "--provision"]])
+def test_provision_with_inventory_runs_the_site_playbook_on_it(
+    lab: Path, tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--inventory PATH goes to ansible-runner as the inventory; no inventory/vagrant.yml needed."""
+    servers = tmp_path / "elsewhere" / "servers.yml"
+    servers.parent.mkdir()
+    servers.write_text(
+        "all:\n  children:\n    controller:\n      hosts:\n        localhost:\n"
+        "          ansible_connection: local\n"
+        '          ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+    )
+    assert not (lab / "inventory" / "vagrant.yml").exists()
+    assert main([*argv, "--no-progress", "--inventory", str(servers)]) == 0
+    assert "playbook site" in _calls(lab)
+    assert not any(c.startswith("vagrant up") for c in _calls(lab))
+    assert f"(inventory {servers})" in capsys.readouterr().out
+    record = json.loads(next((lab / "results").glob("provision-*.json")).read_text())
+    command = _runner_command(record)
+    assert command[command.index("-i") + 1] == str(servers)
+
+
+def test_provision_with_a_missing_inventory_fails_before_anything_runs(
+    lab: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["up", "--no-progress", "--inventory", str(tmp_path / "nope.yml")]) == 2
+    err = capsys.readouterr().err
+    assert f"inventory not found: {tmp_path / 'nope.yml'}" in err
+    assert "--inventory" in err
+    assert _calls(lab) == []  # neither vagrant nor the playbook ran
+
+
+def test_provision_defaults_to_the_vagrant_inventory(lab: Path) -> None:
+    (lab / "inventory" / "vagrant.yml").write_text(
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+        '      ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+    )
+    assert main(["provision", "--no-progress"]) == 0
+    record = json.loads(next((lab / "results").glob("provision-*.json")).read_text())
+    command = _runner_command(record)
+    assert command[command.index("-i") + 1] == str((lab / "inventory" / "vagrant.yml").resolve())
 
 
 def test_up_when_vagrant_up_fails(
