@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -230,37 +231,68 @@ def test_vagrant_inventory_matches_the_machines(tmp_path: Path) -> None:
         assert key == str(ROOT / ".vagrant" / "machines" / name / "libvirt" / "private_key")
         assert hostvars[name]["canarylab_target"] == "lab"
     assert hostvars["localhost"]["ansible_connection"] == "local"
-    assert hostvars["cl-controller"]["cluster_loadbalancer_range"] == "192.168.56.200-192.168.56.220"
+    # the lab's own variables, for every host (the Ansible host's plays read them too)
+    for name in [*hostvars]:
+        assert hostvars[name]["cluster_loadbalancer_range"] == "192.168.56.200-192.168.56.220"
+        assert hostvars[name]["cluster_private_network"] == "192.168.56.0/24"
 
 
-def _lab_addresses(inventory: Path, host: str) -> list[str]:
-    """The pool and the fixed LoadBalancer addresses as Ansible resolves them for host."""
-    expr = (
-        "{{ [metallb_address_range, canarylab_loadbalancer_range, canarylab_gateway_ip,"
-        " canarylab_grafana_ip, canarylab_prometheus_ip] | to_json }}"
-    )
+ADDRESSES_PLAYBOOK = """
+- name: The pool and the fixed LoadBalancer addresses as the plays resolve them
+  hosts: all
+  gather_facts: false
+  roles: [cluster, canarylab, metallb, istio, monitoring]
+  tasks:
+    - name: Resolved addresses
+      ansible.builtin.debug:
+        msg: >-
+          {{ [metallb_address_range, cluster_loadbalancer_range, istio_gateway_ip,
+              monitoring_grafana_ip, monitoring_prometheus_ip, canarylab_gateway_ip,
+              canarylab_grafana_ip, canarylab_prometheus_ip] | to_json }}
+      tags: [resolved]
+"""
+
+
+def _resolved(inventory: Path, playbook_text: str, tmp_path: Path) -> dict[str, Any]:
+    """Each host's `msg` of the tiny playbook: the roles' defaults are in play, their tasks are not
+    (--tags resolved; --skip-tags always skips the roles' argument checks)."""
+    playbook = tmp_path / "resolve.yml"
+    playbook.write_text(playbook_text)
     result = _run(
         [
-            str(BIN / "ansible"),
+            str(BIN / "ansible-playbook"),
             "-i",
             str(inventory),
-            host,
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            f"msg={expr}",
+            str(playbook),
+            "--tags",
+            "resolved",
+            "--skip-tags",
+            "always",
         ],
         env=_env(
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
             ANSIBLE_STDOUT_CALLBACK="json",
+            ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
         ),
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = json.loads(result.stdout)
-    msg = out["plays"][0]["tasks"][0]["hosts"][host]["msg"]
-    return list(msg) if isinstance(msg, list) else json.loads(msg)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    hosts = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
+    return {
+        h: (r["msg"] if not isinstance(r["msg"], str) else json.loads(r["msg"])) for h, r in hosts.items()
+    }
+
+
+def _lab_addresses(inventory: Path, tmp_path: Path) -> dict[str, list[str]]:
+    """Per host: the pool (metallb's, the inventory's), then the gateway, Grafana and Prometheus
+    addresses as the roles get them, then as the host's plays (playbooks/app.yml) get them."""
+    return {h: list(v) for h, v in _resolved(inventory, ADDRESSES_PLAYBOOK, tmp_path).items()}
+
+
+def _expected_addresses(prefix: str) -> list[str]:
+    pool = f"{prefix}.200-{prefix}.220"
+    ips = [f"{prefix}.200", f"{prefix}.201", f"{prefix}.202"]
+    return [pool, pool, *ips, *ips]
 
 
 def test_vagrant_inventory_follows_the_network_prefix(tmp_path: Path) -> None:
@@ -279,16 +311,11 @@ def test_vagrant_inventory_follows_the_network_prefix(tmp_path: Path) -> None:
     )
     result = _run([ruby, "-e", RUBY_LOAD], env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = [
-        "10.77.3.200-10.77.3.220",
-        "10.77.3.200-10.77.3.220",
-        "10.77.3.200",
-        "10.77.3.201",
-        "10.77.3.202",
-    ]
-    assert _lab_addresses(out, "cl-controller") == expected
-    # The host's plays (playbooks/app.yml's endpoints, the experiment) see the same addresses.
-    assert _lab_addresses(out, "localhost")[2:] == expected[2:]
+    addresses = _lab_addresses(out, tmp_path)
+    # Every host, the Ansible host's plays (playbooks/app.yml's endpoints, the experiment) too.
+    assert addresses == dict.fromkeys(
+        ["cl-controller", "cl-worker-1", "localhost"], _expected_addresses("10.77.3")
+    )
 
 
 def test_site_playbook_targets_every_vagrant_machine(tmp_path: Path) -> None:
@@ -308,18 +335,93 @@ def test_example_server_inventory_gets_the_group_vars() -> None:
     assert hostvars["cluster_node_ip"] == "10.0.10.11"
 
 
-def test_example_server_inventory_moves_the_pool_and_the_addresses() -> None:
-    """The example's MetalLB pool wins over group_vars/all, and the fixed addresses follow it."""
+def test_example_server_inventory_moves_the_pool_and_the_addresses(tmp_path: Path) -> None:
+    """The example's own group_vars (its MetalLB pool) win over the roles' defaults, and the
+    fixed addresses follow the pool on every host."""
     inventory = ROOT / "inventory" / "examples" / "servers.yml"
-    expected = [
-        "10.0.10.200-10.0.10.220",
-        "10.0.10.200-10.0.10.220",
-        "10.0.10.200",
-        "10.0.10.201",
-        "10.0.10.202",
-    ]
-    assert _lab_addresses(inventory, "k8s-cp-1") == expected
-    assert _lab_addresses(inventory, "localhost")[2:] == expected[2:]
+    addresses = _lab_addresses(inventory, tmp_path)
+    assert addresses == dict.fromkeys(
+        ["k8s-cp-1", "k8s-worker-1", "k8s-worker-2", "localhost"], _expected_addresses("10.0.10")
+    )
+
+
+def test_example_server_inventory_owns_its_variables() -> None:
+    """A complete example: its own group_vars (real files), the pins and the contract linked."""
+    group_vars = ROOT / "inventory" / "examples" / "group_vars"
+    assert not group_vars.is_symlink()
+    for name in ("versions.yml", "contract.yml"):
+        link = group_vars / "all" / name
+        assert link.is_symlink(), link
+        assert link.resolve() == (ROOT / "inventory" / "group_vars" / "all" / name).resolve()
+    assert (group_vars / "all" / "network.yml").is_file()
+    # the shared group_vars hold the pins and the contract only: no wiring that would
+    # override an inventory's own variables
+    shared = sorted(p.name for p in (ROOT / "inventory" / "group_vars" / "all").iterdir())
+    assert shared == ["contract.yml", "versions.yml"]
+
+
+# An inventory's own variables must win over the roles' wiring (issue 10, "Inventories that
+# own their variables").  Ansible's precedence: role defaults < an inventory file's group vars
+# < the inventory's group_vars/all < its group_vars/<group> < host vars.  Until issue 10 the wiring
+# (metallb_address_range: "{{ cluster_loadbalancer_range }}", kubeadm_control_plane_*) and the
+# per-lab facts (cluster_loadbalancer_range, cluster_pod_cidr) sit in inventory/group_vars/all,
+# so the `vars:` of an inventory file, e.g. the one the Vagrantfile writes, lost against them;
+# that is why the Vagrantfile and inventory/examples/servers.yml put the pool on the controller's
+# host vars, and why mesh.yml's wiring read it back through hostvars[cluster_controller].
+# Now the wiring is in the roles' defaults/ and the per-lab facts in each inventory.
+PRECEDENCE_INVENTORY = """
+all:
+  children:
+    k8s_cluster:
+      children:
+        controller:
+          hosts:
+            cp-1:
+              ansible_connection: local
+              ansible_python_interpreter: "{{ ansible_playbook_python }}"
+              cluster_node_ip: 10.9.9.10
+      vars:
+        # a role's own variable, set by the inventory for the cluster's group
+        kubeadm_control_plane_service_cidr: 10.100.0.0/16
+  vars:
+    # per-lab facts, for every host of this inventory
+    cluster_loadbalancer_range: 10.9.9.200-10.9.9.220
+    cluster_pod_cidr: 10.32.0.0/16
+"""
+PRECEDENCE_PLAYBOOK = """
+- name: What the roles resolve on the controller
+  hosts: controller
+  gather_facts: false
+  roles: [cluster, canarylab, kubeadm_control_plane, flannel, metallb, monitoring]
+  tasks:
+    - name: Resolved values
+      ansible.builtin.debug:
+        msg: >-
+          {{ {'metallb_address_range': metallb_address_range,
+              'kubeadm_control_plane_pod_cidr': kubeadm_control_plane_pod_cidr,
+              'kubeadm_control_plane_service_cidr': kubeadm_control_plane_service_cidr,
+              'flannel_pod_cidr': flannel_pod_cidr,
+              'monitoring_grafana_ip': monitoring_grafana_ip} | to_json }}
+      tags: [resolved]
+"""
+
+
+def test_an_inventory_s_own_group_vars_override_the_role_wiring(tmp_path: Path) -> None:
+    """The vars of an inventory file (as the Vagrantfile writes them) reach the roles.
+
+    The inventory sits beside a link to inventory/group_vars, as inventory/vagrant.yml does,
+    so the pins and the contract come from the one place they live."""
+    inventory = tmp_path / "inventory" / "lab.yml"
+    inventory.parent.mkdir()
+    (inventory.parent / "group_vars").symlink_to(ROOT / "inventory" / "group_vars")
+    inventory.write_text(PRECEDENCE_INVENTORY)
+    assert _resolved(inventory, PRECEDENCE_PLAYBOOK, tmp_path)["cp-1"] == {
+        "metallb_address_range": "10.9.9.200-10.9.9.220",
+        "kubeadm_control_plane_pod_cidr": "10.32.0.0/16",
+        "kubeadm_control_plane_service_cidr": "10.100.0.0/16",
+        "flannel_pod_cidr": "10.32.0.0/16",
+        "monitoring_grafana_ip": "10.9.9.201",
+    }
 
 
 # --- rendered manifests ------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = Path(os.environ.get("CANARYLAB_LAB_INVENTORY", ROOT / "inventory" / "vagrant.yml"))
-GROUP_VARS = ROOT / "inventory" / "group_vars" / "all"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -59,11 +59,21 @@ def controller_name() -> str:
 
 
 @pytest.fixture(scope="session")
-def lab_vars() -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for name in ("versions.yml", "network.yml"):
-        merged.update(yaml.safe_load((GROUP_VARS / name).read_text()))
-    return merged
+def lab_vars(controller_name: str) -> dict[str, Any]:
+    """The controller's variables as Ansible resolves them from the lab's inventory: its own
+    vars and group_vars, with the pins (cluster_private_network, cluster_loadbalancer_range,
+    kubernetes_version, ...)."""
+    proc = subprocess.run(
+        ["ansible-inventory", "-i", str(INVENTORY), "--host", controller_name],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"ansible-inventory could not read {INVENTORY}: {proc.stderr.strip()}")
+    resolved: dict[str, Any] = json.loads(proc.stdout)
+    return resolved
 
 
 def node_ip(nodes: dict[str, dict[str, Any]], name: str) -> str:

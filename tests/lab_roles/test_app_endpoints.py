@@ -22,13 +22,22 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP_VARS = ROOT / "inventory" / "group_vars" / "all"
+# A lab's own variables (the example inventory's): the pool the fixed addresses come from.
+NETWORK = ROOT / "inventory" / "examples" / "group_vars" / "all" / "network.yml"
 
 
 def test_app_playbook_writes_the_endpoints_file(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(
         yaml.safe_dump(
-            {"all": {"hosts": {"localhost": {"ansible_connection": "local"}}, "children": {"controller": {}}}}
+            {
+                "all": {
+                    "hosts": {"localhost": {"ansible_connection": "local"}},
+                    "children": {"controller": {}},
+                    # the lab's own variables, in the inventory: they win over the roles' defaults
+                    "vars": yaml.safe_load(NETWORK.read_text()),
+                }
+            }
         )
     )
     state_dir = tmp_path / "state"
@@ -40,10 +49,6 @@ def test_app_playbook_writes_the_endpoints_file(tmp_path: Path) -> None:
         "-e",
         f"@{GROUP_VARS / 'contract.yml'}",
         "-e",
-        f"@{GROUP_VARS / 'mesh.yml'}",
-        "-e",
-        f"@{GROUP_VARS / 'network.yml'}",
-        "-e",
         json.dumps({"canarylab_state_dir": str(state_dir), "cluster_controller": "none"}),
     ]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
@@ -51,12 +56,12 @@ def test_app_playbook_writes_the_endpoints_file(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 
     endpoints = yaml.safe_load((state_dir / "endpoints.yml").read_text())
-    mesh = yaml.safe_load((GROUP_VARS / "mesh.yml").read_text())
-    network = yaml.safe_load((GROUP_VARS / "network.yml").read_text())
+    canarylab_defaults = yaml.safe_load((ROOT / "roles" / "canarylab" / "defaults" / "main.yml").read_text())
+    network = yaml.safe_load(NETWORK.read_text())
     # The fixed addresses are the first three of the MetalLB pool.
     first = ipaddress.ip_address(network["cluster_loadbalancer_range"].split("-")[0].strip())
     gateway = f"http://{first}"
-    assert endpoints["namespace"] == mesh["canarylab_namespace"]
+    assert endpoints["namespace"] == canarylab_defaults["canarylab_namespace"]
     assert endpoints["gateway_url"] == gateway
     assert endpoints["api_url"] == gateway + contract.APP_API_PATH
     assert endpoints["grafana_url"] == f"http://{first + 1}"

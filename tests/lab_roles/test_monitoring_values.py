@@ -1,6 +1,7 @@
 """roles/monitoring's kube-prometheus-stack values, rendered by Ansible from the
-role's template with the lab's variables: no release-label trap, no password in
-values, Grafana's sidecar on, fixed addresses."""
+role's template with the lab's variables (the example inventory's own group_vars over
+the roles' defaults): no release-label trap, no password in values, Grafana's sidecar
+on, fixed addresses."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import yaml
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUP_VARS = ROOT / "inventory" / "group_vars" / "all"
+INVENTORY = ROOT / "inventory" / "examples" / "servers.yml"
+NETWORK = ROOT / "inventory" / "examples" / "group_vars" / "all" / "network.yml"
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +36,12 @@ def values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                     "hosts": "localhost",
                     "connection": "local",
                     "gather_facts": False,
-                    "vars_files": [
-                        str(ROOT / "roles" / "monitoring" / "defaults" / "main.yml"),
-                        str(GROUP_VARS / "versions.yml"),
-                        str(GROUP_VARS / "mesh.yml"),
-                        str(GROUP_VARS / "network.yml"),
-                    ],
+                    # the roles' defaults as the lab's plays have them; none of their tasks runs
+                    "roles": ["cluster", "canarylab", "monitoring"],
                     "tasks": [
                         {
                             "name": "Template",
+                            "tags": ["render"],
                             "ansible.builtin.template": {
                                 "src": str(ROOT / "roles" / "monitoring" / "templates" / "values.yml.j2"),
                                 "dest": str(out),
@@ -58,8 +57,12 @@ def values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cmd = [
         str(Path(sys.executable).parent / "ansible-playbook"),
         "-i",
-        "localhost,",
+        str(INVENTORY),
         str(playbook),
+        "--tags",
+        "render",
+        "--skip-tags",
+        "always",
         "-e",
         json.dumps({"ansible_python_interpreter": sys.executable, "cluster_admin_kubeconfig": "/x"}),
     ]
@@ -100,7 +103,7 @@ def test_grafana_dashboard_sidecar_matches_the_chart(values: dict[str, Any]) -> 
 
 def test_fixed_addresses(values: dict[str, Any]) -> None:
     """Grafana and Prometheus get the 2nd and 3rd address of the MetalLB pool (the gateway the 1st)."""
-    network = yaml.safe_load((GROUP_VARS / "network.yml").read_text())
+    network = yaml.safe_load(NETWORK.read_text())
     first, last = (ipaddress.ip_address(a.strip()) for a in network["cluster_loadbalancer_range"].split("-"))
     annotation = "metallb.universe.tf/loadBalancerIPs"
     assert values["grafana"]["service"]["type"] == "LoadBalancer"
