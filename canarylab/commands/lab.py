@@ -99,12 +99,19 @@ def _up(args: argparse.Namespace) -> int:
     root = project_root()
     # an inventory given on the command line is checked before anything runs
     given = lab_inventory(root, args.inventory) if args.inventory is not None else None
-    lab = load_lab_size(root, os.environ)
+    if given is not None and not args.provision:
+        raise CanarylabError(
+            "`canarylab up --inventory` would start the Vagrant VMs and then provision other hosts",
+            "for hosts of your own: `canarylab provision --inventory PATH`; for the VMs: no --inventory",
+        )
+    # Hosts of the user's own inventory are not the Vagrantfile's machines: no lab size, no Vagrant.
+    lab = load_lab_size(root, os.environ) if given is None else None
     started = provision.utc_now()
     clock = time.monotonic()  # the total includes the host checks below
     host = gather_host(root)
-    record = provision.new_record(host, lab, started)
+    record = provision.new_record(host, lab, started, inventory=given)
     if not args.provision:
+        assert lab is not None  # given is None here
         vagrant.require_vagrant()
         vagrant.require_provider(host.providers, lab)
         print(f"canarylab: vagrant up --no-provision ({lab.describe()}, provider {lab.provider})", flush=True)

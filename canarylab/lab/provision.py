@@ -85,15 +85,22 @@ class ProvisionRecord:
         self.failure = None if result.ok else result.summary()
 
 
-def new_record(facts: HostFacts, lab: LabSize, started: datetime) -> ProvisionRecord:
+def new_record(
+    facts: HostFacts, lab: LabSize | None, started: datetime, inventory: Path | None = None
+) -> ProvisionRecord:
+    """The record of one provisioning: the Vagrant lab's size, or the inventory of hosts of one's own."""
     info, versions = host_info(facts)
-    lab_dict: dict[str, object] = {
-        "provider": lab.provider,
-        "workers": lab.workers,
-        "controller": asdict(lab.controller),
-        "worker": asdict(lab.worker),
-        "source": lab.source,
-    }
+    lab_dict: dict[str, object] = {"inventory": str(inventory)} if inventory is not None else {}
+    if lab is not None:
+        lab_dict.update(
+            {
+                "provider": lab.provider,
+                "workers": lab.workers,
+                "controller": asdict(lab.controller),
+                "worker": asdict(lab.worker),
+                "source": lab.source,
+            }
+        )
     return ProvisionRecord(
         started=started.strftime("%Y-%m-%dT%H:%M:%SZ"), lab=lab_dict, host=asdict(info), versions=versions
     )

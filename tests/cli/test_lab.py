@@ -209,11 +209,23 @@ def test_provision_with_inventory_runs_the_site_playbook_on_it(
     assert not (lab / "inventory" / "vagrant.yml").exists()
     assert main([*argv, "--no-progress", "--inventory", str(servers)]) == 0
     assert "playbook site" in _calls(lab)
-    assert not any(c.startswith("vagrant up") for c in _calls(lab))
+    # hosts of one's own: no VM is started, and Vagrant is not asked for the lab size
+    assert not any(c.startswith(("vagrant up", "vagrant validate")) for c in _calls(lab))
     assert f"(inventory {servers})" in capsys.readouterr().out
     record = json.loads(next((lab / "results").glob("provision-*.json")).read_text())
+    assert record["lab"] == {"inventory": str(servers)}
     command = _runner_command(record)
     assert command[command.index("-i") + 1] == str(servers)
+
+
+def test_up_with_an_inventory_but_without_provision_is_refused(
+    lab: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    servers = tmp_path / "servers.yml"
+    servers.write_text("all:\n  hosts:\n    localhost:\n")
+    assert main(["up", "--no-progress", "--inventory", str(servers)]) == 2
+    assert "canarylab provision --inventory PATH" in capsys.readouterr().err
+    assert not any(c.startswith(("vagrant up", "vagrant validate")) for c in _calls(lab))
 
 
 def test_provision_with_a_missing_inventory_fails_before_anything_runs(
