@@ -18,11 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from canarylab.bundle.cache import bundle_root
 from canarylab.bundle.items import Item, kubeadm_images
 
 from .conftest import ROOT
+
+#: The pinned Kubernetes version, as the binaries report it (v1.32.10).
+K8S = "v" + str(
+    yaml.safe_load((ROOT / "inventory/group_vars/all/versions.yml").read_text())["kubernetes_version"]
+)
 
 pytestmark = [
     pytest.mark.bundle,
@@ -59,12 +65,12 @@ def test_the_bundle_is_complete(built: dict[str, Any], items: list[Item]) -> Non
 
 def test_kubernetes_reports_its_pinned_version(built: dict[str, Any]) -> None:
     kubeadm = _file(built, "kubernetes", "kubeadm")
-    assert _out([str(kubeadm), "version", "-o", "short"]) == "v1.32.10"
-    assert _out([str(_file(built, "kubernetes", "kubelet")), "--version"]) == "Kubernetes v1.32.10"
-    assert "v1.32.10" in _out([str(_file(built, "kubernetes", "kube-apiserver")), "--version"])
+    assert _out([str(kubeadm), "version", "-o", "short"]) == K8S
+    assert _out([str(_file(built, "kubernetes", "kubelet")), "--version"]) == f"Kubernetes {K8S}"
+    assert K8S in _out([str(_file(built, "kubernetes", "kube-apiserver")), "--version"])
 
 
 def test_kubeadm_lists_exactly_the_bundles_images(built: dict[str, Any], items: list[Item]) -> None:
     kubeadm = _file(built, "kubernetes", "kubeadm")
-    listed = _out([str(kubeadm), "config", "images", "list", "--kubernetes-version", "v1.32.10"]).split()
+    listed = _out([str(kubeadm), "config", "images", "list", "--kubernetes-version", K8S]).split()
     assert sorted(listed) == kubeadm_images(items)
