@@ -61,6 +61,9 @@ STATE="@STATE@"
 echo "kubectl $*" >> "$STATE/calls"
 case "$*" in
   *"get configmap cluster-info"*)
+    if [ -e "$STATE/api-down" ]; then
+      echo 'The connection to the server 127.0.0.1:6443 was refused' >&2; exit 1
+    fi
     if [ -e "$STATE/cluster-info" ]; then echo configmap/cluster-info; exit 0; fi
     echo 'Error from server (NotFound): configmaps "cluster-info" not found' >&2
     exit 1
@@ -159,6 +162,7 @@ class StandIn:
             "kubeadm_control_plane_config": str(self.etc / "kubeadm" / "init.yaml"),
             "kubeadm_control_plane_admin_kubeconfig": str(self.admin_conf),
             "kubeadm_control_plane_api_wait_seconds": 10,
+            "kubeadm_control_plane_etcd_data_dir": str(self.etc / "etcd"),
         }
 
 
@@ -211,3 +215,26 @@ def test_a_controller_initialised_before_the_marker_is_left_alone(run_playbook, 
     run = run_playbook(PLAYBOOK, stand_in.role_vars(api_port), path_first=[stand_in.bin])
     assert run.rc == 0, run.tail()
     assert stand_in.calls() == []
+
+
+def test_a_cluster_whose_api_does_not_answer_is_not_reset(run_playbook, stand_in, api_port):
+    """admin.conf and etcd data, but the API refuses connections (a slow restart, a stopped
+    kubelet): the role stops with what to check and never resets what may be a working cluster."""
+    stand_in.admin_conf.write_text("apiVersion: v1\n")
+    (stand_in.etc / "etcd" / "member").mkdir(parents=True)
+    (stand_in.state / "api-down").touch()
+    variables = {**stand_in.role_vars(api_port), "kubeadm_control_plane_api_wait_seconds": 5}
+    run = run_playbook(PLAYBOOK, variables, path_first=[stand_in.bin])
+    assert run.rc != 0
+    assert "leaves this cluster alone" in run.tail()
+    assert stand_in.calls() == []  # no reset, no init
+    assert stand_in.admin_conf.exists()
+
+
+def test_an_init_that_never_started_etcd_is_reset_even_without_an_api(run_playbook, stand_in, api_port):
+    """admin.conf but no etcd data: nothing to lose, so the incomplete init is reset and redone."""
+    stand_in.admin_conf.write_text("apiVersion: v1\n")
+    (stand_in.state / "api-down").touch()
+    variables = {**stand_in.role_vars(api_port), "kubeadm_control_plane_api_wait_seconds": 5}
+    run = run_playbook(PLAYBOOK, variables, path_first=[stand_in.bin])
+    assert stand_in.calls()[:2] == ["reset", "init"], run.tail()
