@@ -78,6 +78,7 @@ go_install() {  # name module version
     say "go install $module@$version"
     rm -rf "$dir.tmp"
     GOBIN="$dir.tmp" GOFLAGS=-mod=mod nice -n 19 go install "$module@$version"
+    rm -rf "$dir"  # a partial one from an interrupted run
     mv "$dir.tmp" "$dir"
   fi
   link "$name" "$dir/$name"
@@ -99,11 +100,9 @@ install_prometheus() {
       echo "no apt-get: the experiment will download Prometheus $(pin prometheus_version) (roles/prometheus_binary)" >&2
       return 0
     fi
+    # Fresh lists: an image's old ones may name a build the mirror no longer has.
+    apt_update
     candidate="$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')"
-    if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
-      apt_update
-      candidate="$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')"
-    fi
     upstream="${candidate#*:}"; upstream="${upstream%%+*}"; upstream="${upstream%%-*}"
     if [ "$upstream" != "$want" ]; then
       echo "this host's apt offers prometheus '${candidate:-none}', not $want (prometheus_debian_version):" \
@@ -113,13 +112,19 @@ install_prometheus() {
     say "Prometheus $candidate from Debian's archive, unpacked into $dir (no daemon)"
     tmp="$(mktemp -d)"
     chmod 0777 "$tmp"  # apt downloads as its unprivileged _apt user
-    (cd "$tmp" && apt-get download -qq "prometheus=$candidate")
+    if ! (cd "$tmp" && apt-get download -qq "prometheus=$candidate"); then
+      rm -rf "$tmp"
+      echo "could not download Debian's prometheus $candidate: the experiment will download" \
+        "Prometheus $(pin prometheus_version) instead (roles/prometheus_binary)" >&2
+      return 0
+    fi
     dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
-    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-    cp "$tmp/root/usr/bin/prometheus" "$tmp/root/usr/bin/promtool" "$dir.tmp/"
-    echo "$candidate" >"$dir.tmp/debian-version"
+    mkdir -p "$tmp/out"
+    cp "$tmp/root/usr/bin/prometheus" "$tmp/root/usr/bin/promtool" "$tmp/out/"
+    echo "$candidate" >"$tmp/out/debian-version"
+    rm -rf "$dir"  # a partial one from an interrupted run
+    mv "$tmp/out" "$dir"
     rm -rf "$tmp"
-    mv "$dir.tmp" "$dir"
   fi
   link prometheus "$dir/prometheus"
   link promtool "$dir/promtool"
@@ -137,6 +142,7 @@ build_containerd() {
   if [ ! -x "$dir/containerd" ]; then
     need_go "containerd $version"
     say "go build containerd v$version (for the containerd config test)"
+    rm -rf "$dir.tmp"
     scratch="$(mktemp -d)"
     (
       cd "$scratch"
@@ -148,7 +154,7 @@ build_containerd() {
       CGO_ENABLED=0 nice -n 19 go build -tags "no_btrfs no_devmapper no_zfs" -o "$dir.tmp/containerd" \
         github.com/containerd/containerd/v2/cmd/containerd
     )
-    rm -rf "$scratch"
+    rm -rf "$scratch" "$dir"
     mv "$dir.tmp" "$dir"
   fi
   link "containerd-$version" "$dir/containerd"
