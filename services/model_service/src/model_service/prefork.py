@@ -13,7 +13,6 @@ gauges as gone, and ``GET /metrics`` in a worker answers the same aggregate.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -46,9 +45,10 @@ from model_service.server import (
     MetricsListener,
     calibrated_cpu_cost,
     configure_logging,
+    listen_error,
     start_metrics_listener,
 )
-from model_service.settings import ENV_HOST, ENV_METRICS_PORT, ENV_PORT, Settings
+from model_service.settings import ENV_METRICS_PORT, ENV_PORT, Settings
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds a stopping worker finishes its requests before the master kills it (waitress: 5).
@@ -72,14 +72,7 @@ def check_port_free(host: str, port: int, env_port: str, what: str = "") -> None
         try:
             probe.bind((host, port))
         except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                raise ModelServiceError(
-                    f"cannot listen on {where}{what}: the port is in use",
-                    f"stop the other process or set {env_port} to a free port",
-                ) from err
-            raise ModelServiceError(
-                f"cannot listen on {where}{what}: {err.strerror or err}", f"check {ENV_HOST} and {env_port}"
-            ) from err
+            raise listen_error(err, where, env_port, what) from err
 
 
 @dataclass

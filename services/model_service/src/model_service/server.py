@@ -111,17 +111,22 @@ def build(settings: Settings) -> Service:
             ident="canarylab-model-service",
         )
     except OSError as err:
-        where = f"{settings.host}:{settings.port}"
-        if err.errno == errno.EADDRINUSE:
-            raise ModelServiceError(
-                f"cannot listen on {where}: the port is in use",
-                f"stop the other process or set {ENV_PORT} to a free port",
-            ) from err
-        raise ModelServiceError(
-            f"cannot listen on {where}: {err.strerror or err}", f"check {ENV_HOST} and {ENV_PORT}"
-        ) from err
+        raise listen_error(err, f"{settings.host}:{settings.port}", ENV_PORT) from err
     metrics.bind_queue_depth(queue_depth_reader(server.task_dispatcher))
     return Service(server=server, metrics=metrics, model=model, cpu=cpu)
+
+
+def listen_error(err: OSError, where: str, env_port: str, what: str = "") -> ModelServiceError:
+    """Our message for a listener that cannot bind ``where``: a port in use (stop the other
+    process or set ``env_port``) or anything else (check the host and ``env_port``)."""
+    if err.errno == errno.EADDRINUSE:
+        return ModelServiceError(
+            f"cannot listen on {where}{what}: the port is in use",
+            f"stop the other process or set {env_port} to a free port",
+        )
+    return ModelServiceError(
+        f"cannot listen on {where}{what}: {err.strerror or err}", f"check {ENV_HOST} and {env_port}"
+    )
 
 
 @dataclass
@@ -153,15 +158,7 @@ def start_metrics_listener(
         )
     except OSError as err:
         where = f"{settings.host}:{settings.metrics_port}"
-        if err.errno == errno.EADDRINUSE:
-            raise ModelServiceError(
-                f"cannot listen on {where} for the metrics: the port is in use",
-                f"stop the other process or set {ENV_METRICS_PORT} to a free port",
-            ) from err
-        raise ModelServiceError(
-            f"cannot listen on {where} for the metrics: {err.strerror or err}",
-            f"check {ENV_HOST} and {ENV_METRICS_PORT}",
-        ) from err
+        raise listen_error(err, where, ENV_METRICS_PORT, " for the metrics") from err
     return MetricsListener(server=server, thread=thread)
 
 
