@@ -9,14 +9,9 @@ with others, hence the margins.
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-import requests
-from model_service_support import StartServer
+from model_service_support import StartServer, timed_burst
 
-import canarylab_contract as contract
 from canarylab.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -28,18 +23,7 @@ ROUNDS = 5
 
 
 def _burst(base: str) -> float:
-    """Wall time for CLIENTS concurrent clients, one request each (fresh connections)."""
-
-    def one(_: int) -> int:
-        resp = requests.post(base + contract.PREDICT_PATH, json={"review": "slow but tasty"}, timeout=60)
-        return resp.status_code
-
-    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-        started = time.perf_counter()
-        codes = list(pool.map(one, range(CLIENTS)))
-        elapsed = time.perf_counter() - started
-    assert codes == [200] * CLIENTS
-    return elapsed
+    return timed_burst(base, CLIENTS, "slow but tasty")
 
 
 def test_processes_scale_cpu_bound_work_and_threads_do_not(start_server: StartServer) -> None:

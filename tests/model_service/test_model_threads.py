@@ -7,12 +7,8 @@ measured in the same test and only the ratio is asserted.
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-import requests
-from model_service_support import StartServer
+from model_service_support import StartServer, timed_burst
 
 import canarylab_contract as contract
 from canarylab.procs import free_port
@@ -24,18 +20,7 @@ LATENCY_MS = 200
 
 
 def _burst(base: str) -> float:
-    """Wall time for CLIENTS concurrent clients, one request each (fresh connections)."""
-
-    def one(_: int) -> int:
-        resp = requests.post(base + contract.PREDICT_PATH, json={"review": "tasty and friendly"}, timeout=60)
-        return resp.status_code
-
-    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-        started = time.perf_counter()
-        codes = list(pool.map(one, range(CLIENTS)))
-        elapsed = time.perf_counter() - started
-    assert codes == [200] * CLIENTS
-    return elapsed
+    return timed_burst(base, CLIENTS, "tasty and friendly")
 
 
 def test_sixteen_threads_finish_a_burst_in_under_half_the_time_of_four(start_server: StartServer) -> None:
