@@ -1,7 +1,9 @@
 """The container lab's offline bundle: Kubernetes, etcd, CoreDNS, pause, flannel,
-its CNI plugin and MetalLB, built from reachable sources only (the Go module
-proxy and Debian's packages), plus their container images as archives that
-``ctr -n k8s.io images import`` loads, and a manifest with every sha256.
+its CNI plugin, MetalLB and helm, built from reachable sources only (the Go
+module proxy and Debian's packages), plus their container images as archives
+that ``ctr -n k8s.io images import`` loads, MetalLB's Helm chart, the wheelhouse
+of the Python kubernetes client for the nodes' Python (from PyPI), and a
+manifest with every sha256.
 
 Why a Python command (``canarylab bundle build``) and not a shell script: the
 parts that must be right are bookkeeping — a cache key per item from its pinned
@@ -14,7 +16,8 @@ each one subprocess call in :mod:`canarylab.bundle.builders`.
 - :mod:`.items`     what is built, from the pins and the scratch modules in ``bundle/``;
 - :mod:`.cache`     the per-item cache under ``$CANARYLAB_CACHE/bundle`` and its keys;
 - :mod:`.manifest`  ``manifest.json``, written and verified (a changed file is refused);
-- :mod:`.builders`  the real builders (Go, C, podman);
+- :mod:`.builders`  the real builders (Go, C, podman, helm, pip);
+- :mod:`.wheels`    the wheelhouse's target options and its hash lock;
 - :mod:`.run`       the order, the progress lines and the errors.
 
 See docs/bundle.md.

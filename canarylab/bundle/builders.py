@@ -1,4 +1,5 @@
-"""The real builders: Go (``go build``), C (``gcc``) and images (``podman build`` + ``podman save``).
+"""The real builders: Go (``go build``), C (``gcc``), images (``podman build`` + ``podman save``),
+the chart (the bundle's own ``helm package``) and the wheelhouse (``pip download``).
 
 Every build runs at the lowest CPU priority (``nice -n 19``) and logs to
 ``$CANARYLAB_CACHE/bundle/logs/<item>.log``; a failure raises a
@@ -9,6 +10,16 @@ Go: ``CGO_ENABLED=0 GOFLAGS='-mod=mod -buildvcs=false' GOTOOLCHAIN=local go buil
 upstream, for its udp backend's C proxy), in a copy of the committed scratch module (so
 ``-mod=mod`` never rewrites the checkout's go.mod/go.sum).  Go's own module and
 build caches (``go env GOMODCACHE GOCACHE``) are used as they are.
+
+Chart: ``helm package`` of a chart directory inside a module zip (``go mod
+download -json`` in a copy of the scratch module that pins it, so go.sum checks
+the zip), with the bundle's helm item and HELM_*_HOME in a throw-away directory
+(no repository, no network); then ``helm show chart`` must name the item's
+version and ``helm template`` must render it.
+
+Wheels: ``pip download --require-hashes -r <lock>`` for the nodes' interpreter and
+platforms (:mod:`canarylab.bundle.wheels`), binary wheels only, without the
+environment's extra find-links.
 """
 
 from __future__ import annotations
@@ -18,13 +29,17 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import yaml
+
+from canarylab.bundle import wheels
 from canarylab.bundle.cache import project_files
-from canarylab.bundle.items import Item
+from canarylab.bundle.items import WHEELS_LOCK, Item
 from canarylab.errors import CanarylabError
 
 NICE = ("nice", "-n", "19")
@@ -76,6 +91,11 @@ class RealBuilder:
             return self._go_version()
         if item.kind == "c":
             return f"{self._go_version()}; {self._gcc_version()}"
+        if item.kind == "chart":
+            # go fetches and checks the module zip; helm is an input (its sha256 is in the key)
+            return self._go_version()
+        if item.kind == "wheels":
+            return f"{self._pip_version()}; target cp{item.python.replace('.', '')} {item.platforms[0]}"
         return (
             f"{self._podman_version()}; base {self._base_id()}"
             if self._uses_base(item)
@@ -91,6 +111,13 @@ class RealBuilder:
     @functools.cache  # noqa: B019
     def _gcc_version(self) -> str:
         return self._probe(["gcc", "--version"], "gcc", "apt-get install gcc libc6-dev").splitlines()[0]
+
+    @functools.cache  # noqa: B019
+    def _pip_version(self) -> str:
+        try:
+            return wheels.pip_version()
+        except CanarylabError as err:
+            raise BuildError(err.message, err.hint) from err
 
     @functools.cache  # noqa: B019
     def _podman_version(self) -> str:
@@ -128,6 +155,10 @@ class RealBuilder:
             return self._build_go(item, out, log)
         if item.kind == "c":
             return self._build_c(item, out, log)
+        if item.kind == "chart":
+            return self._build_chart(item, out, inputs, log)
+        if item.kind == "wheels":
+            return self._build_wheels(item, out, log)
         return self._build_image(item, out, inputs, log)
 
     def _run(self, item: Item, argv: Sequence[str], log: Path, cwd: Path, env: Mapping[str, str]) -> str:
@@ -238,3 +269,57 @@ class RealBuilder:
             [IMAGE_ARCHIVE],
             {"ref": item.image, "id": f"sha256:{image_id.strip()}", "archive": ARCHIVE_FORMAT},
         )
+
+    def _build_chart(self, item: Item, out: Path, inputs: Mapping[str, Path], log: Path) -> BuildResult:
+        module, _, rel = item.source.partition(":")
+        src = out / ".src"
+        self._copy_project(item, src)
+        chart_dir = self._module_dir(item, module, log, src) / rel
+        helm = str(inputs["helm/helm"])
+        home = out / ".helm"
+        env = dict(os.environ)
+        # nothing of the user's helm set-up (repositories, registries, plugins) is read
+        for var in ("CACHE", "CONFIG", "DATA"):
+            env[f"HELM_{var}_HOME"] = str(home / var.lower())
+        self._run(item, [*NICE, helm, "package", str(chart_dir), "--destination", str(out)], log, src, env)
+        tgz = out / item.chart_file
+        if not tgz.is_file():
+            raise BuildError(
+                f"helm package of {item.source} wrote no {item.chart_file}: "
+                f"{', '.join(p.name for p in out.glob('*.tgz')) or 'nothing'}",
+                f"read {log}",
+            )
+        chart = yaml.safe_load(self._run(item, [helm, "show", "chart", str(tgz)], log, src, env))
+        if str(chart.get("version")) != item.version:
+            raise BuildError(f"{item.chart_file} says version {chart.get('version')}, not {item.version}")
+        # it renders offline, with its default values (the dependencies are inside the archive)
+        self._run(item, [*NICE, helm, "template", "bundle-check", str(tgz)], log, src, env)
+        shutil.rmtree(src)
+        shutil.rmtree(home, ignore_errors=True)
+        return BuildResult([item.chart_file])
+
+    def _build_wheels(self, item: Item, out: Path, log: Path) -> BuildResult:
+        lock = self.root / item.project / WHEELS_LOCK
+        want = wheels.requirement(item)
+        name, _, version = want.partition("==")
+        locked = wheels.locked_versions(lock.read_text())
+        if locked.get(wheels.canonical(name)) != version:
+            raise BuildError(
+                f"{item.project / WHEELS_LOCK} locks {name} {locked.get(wheels.canonical(name))}, "
+                f"the pin says {version}",
+                "lock it again: python -m canarylab.bundle.wheels",
+            )
+        argv = [*NICE, sys.executable, "-m", "pip", "download", "--no-input", "--require-hashes"]
+        argv += ["-r", str(lock), "-d", str(out), *wheels.target_args(item)]
+        self._run(item, argv, log, out, wheels.pip_env())
+        files = sorted(p.name for p in out.iterdir() if p.is_file())
+        strays = [f for f in files if not f.endswith(".whl")]
+        got = {wheels.wheel_project(f)[0] for f in files if f.endswith(".whl")}
+        if strays or got != set(locked):
+            raise BuildError(
+                f"pip download of {item.name} left {', '.join(strays) or 'no stray files'}; "
+                f"wheels of {', '.join(sorted(got ^ set(locked))) or 'every locked project'} "
+                "are missing or not locked",
+                f"read {log}; lock it again: python -m canarylab.bundle.wheels",
+            )
+        return BuildResult(files)

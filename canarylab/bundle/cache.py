@@ -7,10 +7,12 @@ Layout, under ``$CANARYLAB_CACHE/bundle`` (``${XDG_CACHE_HOME:-~/.cache}/canaryl
     manifest.json                  every item of the last run (see manifest.py)
 
 The key is a sha256 over the recipe (:data:`RECIPE`), the item's definition
-(version, source, binaries, ldflags, image name), every committed file of its
-project directory (go.mod, go.sum, tools.go, or the Containerfile), the
-toolchain that builds it (``go version``, ``gcc --version``, the base image's
-ID), and, for an image, the sha256 of each file it copies in.  Change any of
+(version, source, binaries, ldflags, image name; for wheels the target Python
+and platform tags), every committed file of its project directory (go.mod,
+go.sum, tools.go, the Containerfile, or the wheels' hash lock), the toolchain
+that builds it (``go version``, ``gcc --version``, the base image's ID, ``pip
+--version``), and, for an image or the chart, the sha256 of each file it takes
+from another item (the chart: the bundle's helm).  Change any of
 these and the item is built again; otherwise it is reused.  ``item.json`` is
 written last, so a directory without it is not an entry.
 """
@@ -31,6 +33,9 @@ from canarylab.errors import CanarylabError
 
 #: Bump when the way items are built changes without any committed input changing.
 RECIPE = "canarylab-bundle/1"
+#: Item fields added after the first bundle (for the wheels): left out of an item's
+#: definition while empty, so the keys of the items that do not use them stay as they were.
+LATER_FIELDS = ("python", "platforms")
 ITEM_JSON = "item.json"
 CHUNK = 1 << 20
 
@@ -78,6 +83,9 @@ def cache_key(
     feed("recipe", RECIPE.encode())
     definition = asdict(item)
     definition["project"] = item.project.as_posix()
+    for name in LATER_FIELDS:
+        if not definition[name]:
+            del definition[name]
     feed("item", json.dumps(definition, sort_keys=True).encode())
     for path in project_files(root, item.project):
         feed(f"file:{path.relative_to(root / item.project).as_posix()}", path.read_bytes())

@@ -3,11 +3,14 @@
 Every version comes from inventory/group_vars/all/versions.yml; every Go item
 builds in its committed scratch module under ``bundle/<project>/`` (go.mod with
 the replace list, go.sum, tools.go naming the commands); every image from its
-committed ``bundle/images/<name>/Containerfile``.
+committed ``bundle/images/<name>/Containerfile``; the chart from a module that
+a scratch module pins, packaged by the bundle's own helm; the wheelhouse from
+its committed hash-locked ``bundle/<project>/requirements.txt``.
 """
 
 from __future__ import annotations
 
+import platform
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +20,15 @@ import yaml
 
 from canarylab.errors import CanarylabError
 
-Kind = Literal["go", "c", "image"]
+Kind = Literal["go", "c", "image", "chart", "wheels"]
 
 VERSIONS = Path("inventory") / "group_vars" / "all" / "versions.yml"
 BUNDLE_DIR = Path("bundle")
 IMAGES_DIR = BUNDLE_DIR / "images"
+#: The hash-locked requirements of a ``wheels`` item, in its project directory.
+WHEELS_LOCK = "requirements.txt"
+#: The oldest glibc a manylinux wheel may target (manylinux_2_17 = manylinux2014, PEP 600).
+MANYLINUX_OLDEST = 17
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,11 @@ class Binary:
 
 @dataclass(frozen=True)
 class ImageInput:
-    """A file an image copies in: ``file`` of the item ``item``."""
+    """A file an item takes from another item: ``file`` of the item ``item``.
+
+    An image copies it in; the chart runs it (the bundle's own ``helm``).  Its
+    sha256 is part of the taker's cache key.
+    """
 
     item: str
     file: str
@@ -60,10 +71,19 @@ class Item:
     inputs: tuple[ImageInput, ...] = ()
     #: For C items: the module whose source file is compiled, and the compiler flags.
     cflags: tuple[str, ...] = field(default=())
+    #: For wheels: the target interpreter, ``pip download --python-version/--implementation/--abi``.
+    python: str = ""
+    #: For wheels: every ``pip download --platform`` tag the target accepts (``any`` is always accepted).
+    platforms: tuple[str, ...] = ()
 
     @property
     def depends(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(i.item for i in self.inputs))
+
+    @property
+    def chart_file(self) -> str:
+        """For charts: what ``helm package`` writes, ``<chart dir name>-<version>.tgz``."""
+        return f"{self.source.rpartition(':')[2].rstrip('/').rsplit('/', 1)[-1]}-{self.version}.tgz"
 
 
 def load_pins(root: Path) -> dict[str, Any]:
@@ -101,6 +121,45 @@ def kubernetes_ldflags(version: str) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def helm_ldflags(version: str, client_go: str) -> tuple[str, ...]:
+    """The ``-X`` flags of helm's Makefile for a release build of ``version``.
+
+    ``internal/version.version`` is what ``helm version`` prints (the module's
+    default is only ``v3.19``).  The Kubernetes version helm assumes without a
+    cluster (``helm template``'s ``.Capabilities.KubeVersion``, lint's
+    deprecation checks) is derived, as the Makefile does, from the
+    ``k8s.io/client-go`` it is built with: v0.34.2 -> 1.34.  gitCommit and
+    gitTreeState are left empty: a module zip carries no commit.
+    """
+    m = re.fullmatch(r"v0\.(\d+)\.\d+", client_go)
+    if not m:
+        raise CanarylabError(f"bundle_helm_client_go_version {client_go!r} is not v0.Y.Z")
+    flags = [f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={m[1]}"]
+    return tuple(flags)
+
+
+def host_arch() -> str:
+    """The host's architecture in wheel tags (``x86_64``, ``aarch64``): the nodes run on it."""
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
+def manylinux_platforms(glibc: str, arch: str) -> tuple[str, ...]:
+    """Every manylinux tag a glibc ``glibc`` system of ``arch`` runs, newest first.
+
+    pip expands no ``manylinux_2_X`` tag to older ones itself, so each is named:
+    ``manylinux_2_36`` down to ``manylinux_2_17``, and the legacy alias
+    ``manylinux2014`` (which pip expands to manylinux2010/manylinux1 on x86_64).
+    """
+    m = re.fullmatch(r"2\.(\d+)", glibc)
+    if not m or int(m[1]) < MANYLINUX_OLDEST:
+        raise CanarylabError(f"bundle_node_glibc_version {glibc!r} is not 2.N with N >= {MANYLINUX_OLDEST}")
+    tags = [f"manylinux_2_{n}_{arch}" for n in range(int(m[1]), MANYLINUX_OLDEST - 1, -1)]
+    return (*tags, f"manylinux2014_{arch}")
+
+
 KUBERNETES_COMMANDS = (
     "kubeadm",
     "kubelet",
@@ -112,8 +171,12 @@ KUBERNETES_COMMANDS = (
 )
 
 
-def bundle_items(pins: dict[str, Any]) -> list[Item]:
-    """Every item, binaries first (in dependency order), then the images."""
+def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
+    """Every item: those without inputs first, then the images and the chart.
+
+    ``arch``: the nodes' architecture in wheel tags, by default the host's
+    (the Go items are built for the host too).
+    """
     k8s = _v(_pin(pins, "kubernetes_version"))
     k8s_module = _pin(pins, "bundle_kubernetes_module")
     etcd = _pin(pins, "bundle_etcd_version")
@@ -125,6 +188,11 @@ def bundle_items(pins: dict[str, Any]) -> list[Item]:
     cni = _v(_pin(pins, "bundle_flannel_cni_plugin_version"))
     cni_tag = _pin(pins, "bundle_flannel_cni_plugin_image_tag")
     metallb = _v(_pin(pins, "bundle_metallb_version"))
+    helm = _v(_pin(pins, "helm_version"))
+    helm_client_go = _v(_pin(pins, "bundle_helm_client_go_version"))
+    kubernetes_client = _pin(pins, "kubernetes_python_client_version")
+    node_python = _pin(pins, "bundle_node_python_version")
+    node_glibc = _pin(pins, "bundle_node_glibc_version")
     k8s_flags = kubernetes_ldflags(k8s)
 
     items = [
@@ -203,6 +271,23 @@ def bundle_items(pins: dict[str, Any]) -> list[Item]:
                 Binary("speaker", "go.universe.tf/metallb/speaker"),
             ),
         ),
+        Item(
+            "helm",
+            "go",
+            helm,
+            f"helm.sh/helm/v3@{helm}",
+            BUNDLE_DIR / "helm",
+            (Binary("helm", "helm.sh/helm/v3/cmd/helm", helm_ldflags(helm, helm_client_go)),),
+        ),
+        Item(
+            "python-kubernetes",
+            "wheels",
+            kubernetes_client,
+            f"pypi:kubernetes=={kubernetes_client}",
+            BUNDLE_DIR / "python-kubernetes",
+            python=node_python,
+            platforms=manylinux_platforms(node_glibc, arch or host_arch()),
+        ),
     ]
 
     def image(name: str, ref: str, *inputs: ImageInput) -> Item:
@@ -237,6 +322,15 @@ def bundle_items(pins: dict[str, Any]) -> list[Item]:
             "metallb-controller", f"quay.io/metallb/controller:{metallb}", ImageInput("metallb", "controller")
         ),
         image("metallb-speaker", f"quay.io/metallb/speaker:{metallb}", ImageInput("metallb", "speaker")),
+        Item(
+            "metallb-chart",
+            "chart",
+            metallb.removeprefix("v"),  # the chart's version (chart = app version)
+            f"go.universe.tf/metallb@{metallb}:charts/metallb",
+            # the metallb scratch module pins (go.sum) the module the chart comes from
+            BUNDLE_DIR / "metallb",
+            inputs=(ImageInput("helm", "helm"),),
+        ),
     ]
     return items
 

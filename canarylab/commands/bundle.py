@@ -1,8 +1,9 @@
 """`canarylab bundle build|verify|list`: the container lab's offline bundle (docs/bundle.md).
 
 ``build`` builds (or finds cached) Kubernetes, etcd, CoreDNS, pause, flannel, its
-CNI plugin, MetalLB and their images, from the Go module proxy and Debian's
-packages, into ``$CANARYLAB_CACHE/bundle``, and writes its manifest.json.
+CNI plugin, MetalLB, helm and their images, MetalLB's chart, and the wheelhouse
+of the Python kubernetes client, from the Go module proxy, Debian's packages and
+PyPI, into ``$CANARYLAB_CACHE/bundle``, and writes its manifest.json.
 ``verify`` re-hashes every file the manifest lists.  ``list`` prints the items.
 """
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "build",
         help="build every item not yet cached, then write manifest.json",
         description="Builds each item at nice -n 19 unless its cache entry (version + committed scratch "
-        "module + toolchain) exists; a second run only checks the cache.  Needs Go, gcc and podman; the "
+        "module + toolchain) exists; a second run only checks the cache.  Needs Go, gcc, podman and pip; the "
         "Debian-based images need scripts/build-base-image.sh first.",
     )
     b.add_argument(
@@ -102,6 +103,11 @@ def _list(_args: argparse.Namespace) -> int:
     from canarylab.bundle.items import bundle_items, load_pins  # noqa: PLC0415
 
     for item in bundle_items(load_pins(project_root())):
-        what = item.image or ", ".join(b.name for b in item.binaries)
+        if item.kind == "chart":
+            what = item.chart_file
+        elif item.kind == "wheels":
+            what = f"wheels for cp{item.python.replace('.', '')} {item.platforms[0]}"
+        else:
+            what = item.image or ", ".join(b.name for b in item.binaries)
         print(f"{item.name:28} {item.version:12} {what}  <- {item.source}")
     return 0

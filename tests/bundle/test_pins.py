@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from canarylab.bundle.items import Item, kubeadm_images, kubernetes_ldflags, load_pins
+from canarylab.bundle.items import WHEELS_LOCK, Item, kubeadm_images, kubernetes_ldflags, load_pins
 
 from .conftest import ROOT
 
@@ -84,6 +84,7 @@ def test_scratch_modules_require_the_pinned_versions(pins: dict[str, Any]) -> No
             pins["bundle_flannel_cni_plugin_version"],
         ),
         b / "metallb": ("go.universe.tf/metallb", pins["bundle_metallb_version"]),
+        b / "helm": ("helm.sh/helm/v3", pins["helm_version"]),
     }
     for d, (module, version) in expected.items():
         assert _direct_requires(d / "go.mod").get(module) == version, f"{d / 'go.mod'}: {module} {version}"
@@ -97,9 +98,10 @@ def test_scratch_modules_require_the_pinned_versions(pins: dict[str, Any]) -> No
 
 
 def test_every_item_has_its_committed_recipe(items: list[Item]) -> None:
+    recipe = {"image": "Containerfile", "wheels": WHEELS_LOCK}
     for item in items:
         d = ROOT / item.project
-        assert (d / ("Containerfile" if item.kind == "image" else "go.mod")).is_file(), item.name
+        assert (d / recipe.get(item.kind, "go.mod")).is_file(), item.name
 
 
 def test_the_images_are_the_ones_kubeadm_lists(items: list[Item], pins: dict[str, Any]) -> None:

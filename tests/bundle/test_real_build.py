@@ -4,7 +4,11 @@ Run it with ``CANARYLAB_BUNDLE_TESTS=1 pytest -m bundle tests/bundle``.  It buil
 (or finds cached) the whole bundle in the user's cache, verifies the manifest,
 and checks what the binaries say about themselves: ``kubeadm version``,
 ``kubelet --version``, and that ``kubeadm config images list`` names exactly the
-bundle's images.  Without the variable it is reported as skipped with that
+bundle's images; that helm is static and says v3.19.5; and, in a throw-away
+container of the Debian 12 base image with no network (``podman run
+--network=none``), that the MetalLB chart shows version 0.14.9 and renders, and
+that the wheelhouse installs kubernetes into a venv of the nodes' Python 3.11
+with ``pip install --no-index`` and imports.  Without the variable it is reported as skipped with that
 reason in pytest's summary (``-ra``), never passed.
 """
 
@@ -20,8 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
+from canarylab.bundle.builders import base_image
 from canarylab.bundle.cache import bundle_root
-from canarylab.bundle.items import Item, kubeadm_images
+from canarylab.bundle.items import Item, kubeadm_images, load_pins
 
 from .conftest import ROOT
 
@@ -58,6 +63,27 @@ def _out(argv: list[str]) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def _offline(script: str, *mounts: tuple[Path, str]) -> str:
+    """Run ``script`` in a throw-away container of the Debian 12 base image, without any network."""
+    volumes = [arg for host, inside in mounts for arg in ("-v", f"{host}:{inside}:ro")]
+    argv = ["podman", "run", "--rm", "--network=none", *volumes, base_image(), "sh", "-ec", script]
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert res.returncode == 0, f"{script}\n{res.stdout}\n{res.stderr}"
+    return res.stdout
+
+
+def _is_static_elf(path: Path) -> bool:
+    """No PT_INTERP program header: the kernel runs it without a dynamic loader."""
+    data = path.read_bytes()
+    assert data[:4] == b"\x7fELF"
+    assert (data[4], data[5]) == (2, 1), "a 64-bit little-endian ELF"
+    phoff = int.from_bytes(data[0x20:0x28], "little")
+    phentsize = int.from_bytes(data[0x36:0x38], "little")
+    phnum = int.from_bytes(data[0x38:0x3A], "little")
+    types = [int.from_bytes(data[phoff + i * phentsize :][:4], "little") for i in range(phnum)]
+    return 3 not in types  # PT_INTERP
+
+
 def test_the_bundle_is_complete(built: dict[str, Any], items: list[Item]) -> None:
     assert built["complete"] is True
     assert [i["name"] for i in built["items"]] == [i.name for i in items]
@@ -74,3 +100,43 @@ def test_kubeadm_lists_exactly_the_bundles_images(built: dict[str, Any], items: 
     kubeadm = _file(built, "kubernetes", "kubeadm")
     listed = _out([str(kubeadm), "config", "images", "list", "--kubernetes-version", K8S]).split()
     assert sorted(listed) == kubeadm_images(items)
+
+
+def test_helm_is_static_and_reports_its_pinned_version(built: dict[str, Any]) -> None:
+    helm = _file(built, "helm", "helm")
+    assert _is_static_elf(helm)
+    assert _out([str(helm), "version", "--short"]) == str(load_pins(ROOT)["helm_version"])
+
+
+def test_the_chart_shows_its_version_and_renders_offline(built: dict[str, Any]) -> None:
+    helm = _file(built, "helm", "helm")
+    chart = _file(built, "metallb-chart", "metallb-0.14.9.tgz")
+    out = _offline(
+        "export HELM_CACHE_HOME=/tmp/h HELM_CONFIG_HOME=/tmp/h HELM_DATA_HOME=/tmp/h; "
+        "/helm show chart /chart.tgz; echo ---; /helm template metallb /chart.tgz --namespace metallb-system",
+        (helm, "/helm"),
+        (chart, "/chart.tgz"),
+    )
+    shown, rendered = out.split("\n---\n", 1)
+    meta = yaml.safe_load(shown)
+    assert (meta["name"], meta["version"], meta["appVersion"]) == ("metallb", "0.14.9", "v0.14.9")
+    kinds = [d["kind"] for d in yaml.safe_load_all(rendered) if d]
+    assert "CustomResourceDefinition" in kinds  # the crds subchart is inside the archive
+    assert {"Deployment", "DaemonSet"} <= set(kinds)  # controller and speaker
+
+
+def test_the_wheelhouse_installs_offline_on_the_nodes_python(built: dict[str, Any]) -> None:
+    entry = next(i for i in built["items"] if i["name"] == "python-kubernetes")
+    wheelhouse = _file(built, "python-kubernetes", entry["files"][0]["name"]).parent
+    version = entry["version"]
+    out = _offline(
+        "python3.11 -m venv /tmp/venv; "
+        f"/tmp/venv/bin/pip install -q --no-index --find-links /wheels kubernetes=={version}; "
+        "/tmp/venv/bin/pip check; "
+        "/tmp/venv/bin/python -c 'import sys, kubernetes; from kubernetes import client, config; "
+        "print(sys.version.split()[0], kubernetes.__version__)'",
+        (wheelhouse, "/wheels"),
+    )
+    python, imported = out.splitlines()[-1].split()
+    assert python.startswith(str(load_pins(ROOT)["bundle_node_python_version"]) + ".")
+    assert imported == version
