@@ -2,7 +2,12 @@
 
 containerd 1.x reads config version 2, containerd 2.x reads version 3; the role
 reads `containerd --version` and renders templates/config.toml.j2 for it.  Both
-branches are rendered here and parsed as TOML."""
+branches are rendered here and parsed as TOML.
+
+In a container (the container lab's nodes) root lacks CAP_SYS_RESOURCE and may not
+lower oom_score_adj; without the CRI's restrict_oom_score_adj runc fails every
+container start ("can't get final child's PID from pipe: EOF").  The role turns it
+on from the host's facts (containerd_in_container), in both formats."""
 
 from __future__ import annotations
 
@@ -34,16 +39,24 @@ def _filters() -> Any:
 FILTERS = _filters()
 
 
-def render(config_version: int, systemd_cgroup: bool = True) -> dict[str, Any]:
+def render_text(
+    config_version: int, systemd_cgroup: bool = True, restrict_oom_score_adj: bool = False
+) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["bool"] = bool
-    text = env.from_string((ROLE / "templates" / "config.toml.j2").read_text()).render(
+    return env.from_string((ROLE / "templates" / "config.toml.j2").read_text()).render(
         ansible_managed="Ansible managed",
         containerd_config_version=config_version,
         containerd_sandbox_image=SANDBOX,
         containerd_systemd_cgroup=systemd_cgroup,
+        containerd_restrict_oom_score_adj=restrict_oom_score_adj,
     )
-    return tomllib.loads(text)
+
+
+def render(
+    config_version: int, systemd_cgroup: bool = True, restrict_oom_score_adj: bool = False
+) -> dict[str, Any]:
+    return tomllib.loads(render_text(config_version, systemd_cgroup, restrict_oom_score_adj))
 
 
 @pytest.mark.parametrize(
@@ -113,6 +126,38 @@ def test_systemd_cgroup_can_be_turned_off(config_version: int) -> None:
     assert "'SystemdCgroup': False" in text
 
 
+def _cri_runtime(config: dict[str, Any]) -> dict[str, Any]:
+    """The table that holds restrict_oom_score_adj: the CRI plugin (v2), its runtime part (v3)."""
+    plugins = config["plugins"]
+    return (
+        plugins["io.containerd.cri.v1.runtime"]
+        if config["version"] == 3
+        else plugins["io.containerd.grpc.v1.cri"]
+    )
+
+
+@pytest.mark.parametrize("config_version", [2, 3])
+def test_restrict_oom_score_adj_in_a_container(config_version: int) -> None:
+    config = render(config_version, restrict_oom_score_adj=True)
+    assert _cri_runtime(config)["restrict_oom_score_adj"] is True
+    # the rest of the config is what it is on a VM
+    assert _cri_runtime(config)["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+
+
+@pytest.mark.parametrize("config_version", [2, 3])
+def test_a_vm_s_config_does_not_mention_restrict_oom_score_adj(config_version: int) -> None:
+    assert "restrict_oom_score_adj" not in render_text(config_version)
+    assert "restrict_oom_score_adj" not in _cri_runtime(render(config_version))
+
+
+def test_restrict_oom_score_adj_follows_the_container_fact() -> None:
+    """The role's default is the container fact, which is read from the facts, never the inventory."""
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert defaults["containerd_restrict_oom_score_adj"] == "{{ containerd_in_container }}"
+    assert "ansible_facts['virtualization_type']" in defaults["containerd_in_container"]
+    assert "ansible_facts['virtualization_role']" in defaults["containerd_in_container"]
+
+
 def _containerd_2() -> Path:
     """The pinned containerd 2.x, built by scripts/setup.sh into .cache/bin/containerd-<version>."""
     pins = yaml.safe_load((ROLE.parents[1] / "inventory/group_vars/all/versions.yml").read_text())
@@ -122,21 +167,19 @@ def _containerd_2() -> Path:
     return binary
 
 
-def test_containerd_2_reads_the_version_3_config(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restrict", [False, True], ids=["vm", "container"])
+def test_containerd_2_reads_the_version_3_config(tmp_path: Path, restrict: bool) -> None:
     """The pinned containerd itself parses the version-3 config: `containerd config dump`
-    shows the pinned sandbox image and SystemdCgroup under the v3 plugin ids."""
+    shows the pinned sandbox image, SystemdCgroup and restrict_oom_score_adj under the v3
+    plugin ids."""
     binary = _containerd_2()
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    env.filters["bool"] = bool
     config = tmp_path / "config.toml"
     config.write_text(
-        env.from_string((ROLE / "templates" / "config.toml.j2").read_text()).render(
-            ansible_managed="Ansible managed",
-            containerd_config_version=FILTERS.containerd_config_version(
+        render_text(
+            FILTERS.containerd_config_version(
                 subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
             ),
-            containerd_sandbox_image=SANDBOX,
-            containerd_systemd_cgroup=True,
+            restrict_oom_score_adj=restrict,
         )
     )
     result = subprocess.run(
@@ -149,3 +192,4 @@ def test_containerd_2_reads_the_version_3_config(tmp_path: Path) -> None:
     assert dump["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == SANDBOX
     runc = dump["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
     assert runc["options"]["SystemdCgroup"] is True
+    assert dump["plugins"]["io.containerd.cri.v1.runtime"]["restrict_oom_score_adj"] is restrict

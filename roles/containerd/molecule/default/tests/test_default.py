@@ -23,6 +23,13 @@ def test_running_containerd_read_the_config(host):
     assert 'sandbox_image = "registry.k8s.io/pause:3.10"' in dump
 
 
+def test_a_container_restricts_oom_score_adj(host):
+    """The scenario's host is a podman container (its facts say so): root there lacks
+    CAP_SYS_RESOURCE, and runc needs the CRI's restrict_oom_score_adj."""
+    assert "restrict_oom_score_adj = true" in host.file("/etc/containerd/config.toml").content_string
+    assert "restrict_oom_score_adj = true" in host.check_output("containerd config dump")
+
+
 def test_cri_plugin_is_serving(host):
     out = host.check_output("ctr --address /run/containerd/containerd.sock version")
     assert "Server:" in out

@@ -1,0 +1,575 @@
+"""The cluster roles' offline path, as Ansible resolves it (issue 13), and the upstream path unchanged.
+
+`cluster_bundle_dir` names an offline bundle on the Ansible host; roles/cluster reads its
+manifest.json with a lookup and every cluster role takes its sources from there.  Empty,
+the roles keep the VM lab's upstream sources.  Container-only settings follow the host's
+facts (virtualization_type, default_ipv4), never the bundle, the inventory or a provider.
+
+One ansible-playbook run resolves four stand-in hosts, one per combination of facts (a VM,
+a podman container without a default route) and bundle (none, a fake one in tmp_path):
+the roles' defaults, their argument specs (validated against the resolved values) and the
+templates the roles hand to their modules.  Nothing connects anywhere (--tags resolved:
+only the argument checks and the debug task run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.static
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+PINS = yaml.safe_load((ROOT / "inventory" / "group_vars" / "all" / "versions.yml").read_text())
+KUBERNETES = f"v{PINS['kubernetes_version']}"
+
+VM_FACTS = {
+    "virtualization_type": "kvm",
+    "virtualization_role": "guest",
+    "default_ipv4": {"address": "10.0.2.15", "interface": "eth0"},
+    "os_family": "Debian",
+    "architecture": "x86_64",
+}
+CONTAINER_FACTS = {
+    "virtualization_type": "podman",
+    "virtualization_role": "guest",
+    "default_ipv4": {},
+    "os_family": "Debian",
+    "architecture": "x86_64",
+}
+HOSTS = {
+    "vm-upstream": (VM_FACTS, False),
+    "vm-offline": (VM_FACTS, True),
+    "ct-upstream": (CONTAINER_FACTS, False),
+    "ct-offline": (CONTAINER_FACTS, True),
+}
+IMAGES = {
+    "image-kube-apiserver": f"registry.k8s.io/kube-apiserver:{KUBERNETES}",
+    "image-kube-controller-manager": f"registry.k8s.io/kube-controller-manager:{KUBERNETES}",
+    "image-kube-scheduler": f"registry.k8s.io/kube-scheduler:{KUBERNETES}",
+    "image-kube-proxy": f"registry.k8s.io/kube-proxy:{KUBERNETES}",
+    "image-etcd": "registry.k8s.io/etcd:3.5.24-0",
+    "image-coredns": "registry.k8s.io/coredns/coredns:v1.11.3",
+    "image-pause": f"registry.k8s.io/pause:{PINS['kubernetes_pause_version']}",
+    "image-flannel": f"ghcr.io/flannel-io/flannel:{PINS['bundle_flannel_version']}",
+    "image-flannel-cni-plugin": (
+        f"ghcr.io/flannel-io/flannel-cni-plugin:{PINS['bundle_flannel_cni_plugin_image_tag']}"
+    ),
+    "image-metallb-controller": f"quay.io/metallb/controller:v{PINS['metallb_version']}",
+    "image-metallb-speaker": f"quay.io/metallb/speaker:v{PINS['metallb_version']}",
+}
+WHEELS = ["kubernetes-32.0.1-py2.py3-none-any.whl", "six-1.17.0-py2.py3-none-any.whl"]
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file(item: str, name: str) -> dict[str, Any]:
+    path = f"{item}/v0-0123456789abcdef/{name}"
+    return {"name": name, "path": path, "sha256": _sha(path), "size": 1}
+
+
+def fake_manifest(**changes: Any) -> dict[str, Any]:
+    """A manifest of the shape canarylab/bundle/manifest.py writes (the files need not exist)."""
+    items: list[dict[str, Any]] = [
+        {
+            "name": "kubernetes",
+            "kind": "go",
+            "version": KUBERNETES,
+            "files": [_file("kubernetes", n) for n in ("kubeadm", "kubelet", "kubectl", "kube-proxy")],
+            "image": {},
+        },
+        {
+            "name": "helm",
+            "kind": "go",
+            "version": PINS["helm_version"],
+            "files": [_file("helm", "helm")],
+            "image": {},
+        },
+        {
+            "name": "python-kubernetes",
+            "kind": "wheels",
+            "version": PINS["kubernetes_python_client_version"],
+            "files": [_file("python-kubernetes", w) for w in WHEELS],
+            "image": {},
+        },
+        {
+            "name": "metallb-chart",
+            "kind": "chart",
+            "version": PINS["metallb_version"],
+            "files": [_file("metallb-chart", f"metallb-{PINS['metallb_version']}.tgz")],
+            "image": {},
+        },
+    ]
+    for name, ref in IMAGES.items():
+        items.append(
+            {
+                "name": name,
+                "kind": "image",
+                "version": ref.rsplit(":", 1)[1],
+                "files": [_file(name, "image.tar")],
+                "image": {"ref": ref, "id": "sha256:" + _sha(ref), "archive": "docker-archive"},
+            }
+        )
+    manifest = {"schema": 1, "recipe": "canarylab-bundle/1", "complete": True, "missing": [], "items": items}
+    manifest.update(changes)
+    return manifest
+
+
+def write_bundle(directory: Path, manifest: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def _inventory(tmp_path: Path, bundle: Path) -> Path:
+    inventory = tmp_path / "inventory" / "lab.yml"
+    inventory.parent.mkdir(exist_ok=True)
+    link = inventory.parent / "group_vars"
+    if not link.exists():
+        link.symlink_to(ROOT / "inventory" / "group_vars")
+    hosts = {
+        name: {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "cluster_node_ip": f"10.9.9.{10 + i}",
+            "canarylab_test_facts": facts,
+            "cluster_bundle_dir": str(bundle) if offline else "",
+        }
+        for i, (name, (facts, offline)) in enumerate(HOSTS.items())
+    }
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {"k8s_cluster": {"children": {"controller": {"hosts": hosts}}}},
+                    "vars": {"cluster_loadbalancer_range": "10.9.9.200-10.9.9.220"},
+                }
+            }
+        )
+    )
+    return inventory
+
+
+RESOLVED = [
+    "cluster_bundle_images",
+    "k8s_prereqs_apt_update_cache",
+    "containerd_install_method",
+    "containerd_apt_update_cache",
+    "containerd_restrict_oom_score_adj",
+    "kubernetes_packages_install_method",
+    "kubernetes_packages_apt_update_cache",
+    "kubernetes_packages_binaries",
+    "kubernetes_packages_binaries_version",
+    "kubeadm_control_plane_apt_update_cache",
+    "kubeadm_control_plane_python_wheels",
+    "kubeadm_control_plane_available_images",
+    "kubeadm_control_plane_image_pull_policy",
+    "kubeadm_control_plane_kube_proxy_conntrack_max_per_core",
+    "kubeadm_control_plane_kubelet_fail_swap_on",
+    "kubeadm_control_plane_coredns_forward",
+    "kubeadm_join_image_pull_policy",
+    "helm_install_method",
+    "helm_binary_src",
+    "helm_binary_sha256",
+    "helm_binary_version",
+    "flannel_image_tag",
+    "flannel_cni_plugin_image_tag",
+    "flannel_available_images",
+    "metallb_chart_file",
+    "metallb_chart_ref",
+    "metallb_release_values",
+    "metallb_available_images",
+]
+TEMPLATES = {
+    "init": "roles/kubeadm_control_plane/templates/init.yaml.j2",
+    "join": "roles/kubeadm_join/templates/join.yaml.j2",
+    "flannel": "roles/flannel/templates/kube-flannel.yml.j2",
+    "containerd_v2": "roles/containerd/templates/config.toml.j2",
+}
+CLUSTER_ROLES = [
+    "cluster",
+    "k8s_prereqs",
+    "containerd",
+    "containerd_images",
+    "kubernetes_packages",
+    "kubeadm_control_plane",
+    "helm",
+    "flannel",
+    "kubeadm_join",
+    "metallb",
+]
+
+
+def _playbook() -> str:
+    values = ", ".join(f"'{v}': {v}" for v in RESOLVED)
+    rendered = ", ".join(
+        f"'{k}': lookup('ansible.builtin.template', '{ROOT / path}')" for k, path in TEMPLATES.items()
+    )
+    play = [
+        {
+            "name": "What the cluster roles resolve",
+            "hosts": "k8s_cluster",
+            "gather_facts": False,
+            "vars": {
+                # the stand-in host's facts (nothing is gathered)
+                "ansible_facts": "{{ canarylab_test_facts }}",
+                "containerd_images_archives": "{{ cluster_bundle_images }}",
+            },
+            "roles": CLUSTER_ROLES,
+            "tasks": [
+                {
+                    "name": "Resolved values",
+                    "ansible.builtin.debug": {
+                        "msg": "{{ {" + values + ", 'rendered': {" + rendered + "}} | to_json }}"
+                    },
+                    "vars": {
+                        "containerd_config_version": 2,
+                        "kubeadm_join_token": "abcdef.0123456789abcdef",
+                        "kubeadm_join_ca_cert_hash": "sha256:" + "0" * 64,
+                    },
+                    "tags": ["resolved"],
+                }
+            ],
+        }
+    ]
+    return yaml.safe_dump(play, sort_keys=False, width=1000)
+
+
+def run_playbook(
+    tmp_path: Path, inventory: Path, playbook: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / f"play-{len(list(tmp_path.glob('play-*')))}.yml"
+    path.write_text(playbook)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_LOG_PATH": str(tmp_path / "ansible.log"),
+    }
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(path), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    tmp_path = tmp_path_factory.mktemp("offline-wiring")
+    bundle = write_bundle(tmp_path / "bundle", fake_manifest())
+    inventory = _inventory(tmp_path, bundle)
+    result = run_playbook(tmp_path, inventory, _playbook(), "--tags", "resolved")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    tasks = json.loads(result.stdout)["plays"][0]["tasks"]
+    hosts = next(t for t in tasks if t["task"]["name"] == "Resolved values")["hosts"]
+    out = {h: json.loads(r["msg"]) if isinstance(r["msg"], str) else r["msg"] for h, r in hosts.items()}
+    for values in out.values():
+        values["bundle"] = str(bundle)
+    return out
+
+
+def _docs(text: str) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in yaml.safe_load_all(text) if d}
+
+
+def _flannel_images(text: str) -> set[str]:
+    pod = _docs(text)["DaemonSet"]["spec"]["template"]["spec"]
+    return {c["image"] for c in pod["containers"] + pod["initContainers"]}
+
+
+# --- the upstream path: an empty cluster_bundle_dir keeps the VM lab as it was --------------
+
+
+@pytest.mark.parametrize("host", ["vm-upstream", "ct-upstream"])
+def test_without_a_bundle_the_sources_are_upstream(resolved: dict[str, dict[str, Any]], host: str) -> None:
+    r = resolved[host]
+    assert r["cluster_bundle_images"] == []
+    assert r["containerd_install_method"] == "release"
+    assert r["kubernetes_packages_install_method"] == "apt"
+    assert r["helm_install_method"] == "release"
+    for switch in (
+        "k8s_prereqs_apt_update_cache",
+        "containerd_apt_update_cache",
+        "kubernetes_packages_apt_update_cache",
+        "kubeadm_control_plane_apt_update_cache",
+    ):
+        assert r[switch] is True, switch
+    assert r["kubernetes_packages_binaries"] == {}
+    assert r["kubeadm_control_plane_python_wheels"] == []
+    assert r["helm_binary_src"] == ""
+    assert r["metallb_chart_file"] == ""
+    assert r["metallb_chart_ref"] == "metallb"
+    assert r["metallb_release_values"] == {}
+    assert r["flannel_image_tag"] == PINS["flannel_version"]
+    assert r["flannel_cni_plugin_image_tag"] == PINS["flannel_cni_plugin_version"]
+    for images in (
+        "kubeadm_control_plane_available_images",
+        "flannel_available_images",
+        "metallb_available_images",
+    ):
+        assert r[images] == [], images
+    assert r["kubeadm_control_plane_image_pull_policy"] == ""
+    assert r["kubeadm_join_image_pull_policy"] == ""
+
+
+def test_a_vm_without_a_bundle_renders_what_it_always_did(resolved: dict[str, dict[str, Any]]) -> None:
+    rendered = resolved["vm-upstream"]["rendered"]
+    init = _docs(rendered["init"])
+    assert set(init) == {"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"}
+    assert "imagePullPolicy" not in init["InitConfiguration"]["nodeRegistration"]
+    assert init["KubeletConfiguration"] == {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+    }
+    assert "imagePullPolicy" not in yaml.safe_load(rendered["join"])["nodeRegistration"]
+    assert _flannel_images(rendered["flannel"]) == {
+        f"ghcr.io/flannel-io/flannel:{PINS['flannel_version']}",
+        f"ghcr.io/flannel-io/flannel-cni-plugin:{PINS['flannel_cni_plugin_version']}",
+    }
+    assert "restrict_oom_score_adj" not in rendered["containerd_v2"]
+    # no line of the container or offline settings, not even a blank one where they would be
+    for text in rendered.values():
+        assert "\n\n\n" not in text
+
+
+# --- the offline path -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["vm-offline", "ct-offline"])
+def test_with_a_bundle_every_source_is_the_bundle(resolved: dict[str, dict[str, Any]], host: str) -> None:
+    r = resolved[host]
+    bundle = r["bundle"]
+    manifest = fake_manifest()
+    items = {i["name"]: i for i in manifest["items"]}
+    assert r["containerd_install_method"] == "package"
+    assert r["kubernetes_packages_install_method"] == "binaries"
+    assert r["helm_install_method"] == "binary"
+    for switch in (
+        "k8s_prereqs_apt_update_cache",
+        "containerd_apt_update_cache",
+        "kubernetes_packages_apt_update_cache",
+        "kubeadm_control_plane_apt_update_cache",
+    ):
+        assert r[switch] is False, switch
+
+    kubernetes = {f["name"]: f for f in items["kubernetes"]["files"]}
+    for name in ("kubeadm", "kubelet", "kubectl"):
+        assert r["kubernetes_packages_binaries"][name] == {
+            "src": f"{bundle}/{kubernetes[name]['path']}",
+            "sha256": kubernetes[name]["sha256"],
+        }
+    assert r["kubernetes_packages_binaries_version"] == KUBERNETES
+
+    helm = items["helm"]["files"][0]
+    assert (r["helm_binary_src"], r["helm_binary_sha256"]) == (f"{bundle}/{helm['path']}", helm["sha256"])
+    assert r["helm_binary_version"] == PINS["helm_version"]
+
+    assert r["kubeadm_control_plane_python_wheels"] == [
+        {"src": f"{bundle}/{f['path']}", "sha256": f["sha256"]} for f in items["python-kubernetes"]["files"]
+    ]
+
+    chart = items["metallb-chart"]["files"][0]
+    assert r["metallb_chart_file"] == f"{bundle}/{chart['path']}"
+    assert r["metallb_chart_ref"] == f"/var/cache/canarylab/metallb/metallb-{PINS['metallb_version']}.tgz"
+    # the bundle carries no FRR image; MetalLB's L2 mode needs none
+    assert r["metallb_release_values"] == {"speaker": {"frr": {"enabled": False}}}
+
+    refs = sorted(IMAGES.values())
+    assert sorted(i["name"] for i in r["cluster_bundle_images"]) == refs
+    for image in r["cluster_bundle_images"]:
+        item = next(i for i in manifest["items"] if i["image"].get("ref") == image["name"])
+        assert image == {
+            "name": item["image"]["ref"],
+            "id": item["image"]["id"],
+            "src": f"{bundle}/{item['files'][0]['path']}",
+            "sha256": item["files"][0]["sha256"],
+        }
+    for images in (
+        "kubeadm_control_plane_available_images",
+        "flannel_available_images",
+        "metallb_available_images",
+    ):
+        assert sorted(r[images]) == refs, images
+
+    assert r["flannel_image_tag"] == PINS["bundle_flannel_version"]
+    assert r["flannel_cni_plugin_image_tag"] == PINS["bundle_flannel_cni_plugin_image_tag"]
+    assert _flannel_images(r["rendered"]["flannel"]) <= set(refs)
+
+    assert r["kubeadm_control_plane_image_pull_policy"] == "Never"
+    assert r["kubeadm_join_image_pull_policy"] == "Never"
+    init = _docs(r["rendered"]["init"])
+    assert init["InitConfiguration"]["nodeRegistration"]["imagePullPolicy"] == "Never"
+    assert yaml.safe_load(r["rendered"]["join"])["nodeRegistration"]["imagePullPolicy"] == "Never"
+
+
+# --- container-only settings: from the facts, never from the bundle or the inventory ---------
+
+CONTAINER_ONLY = {
+    # variable: (value in a container, value on a VM)
+    "containerd_restrict_oom_score_adj": (True, False),
+    "kubeadm_control_plane_kube_proxy_conntrack_max_per_core": (0, ""),
+    "kubeadm_control_plane_kubelet_fail_swap_on": (False, True),
+    # no default route on the container nodes: no upstream DNS
+    "kubeadm_control_plane_coredns_forward": (False, True),
+}
+
+
+@pytest.mark.parametrize("variable", sorted(CONTAINER_ONLY))
+@pytest.mark.parametrize("host", sorted(HOSTS))
+def test_container_settings_follow_the_facts_alone(
+    resolved: dict[str, dict[str, Any]], host: str, variable: str
+) -> None:
+    facts, _ = HOSTS[host]
+    container, vm = CONTAINER_ONLY[variable]
+    assert resolved[host][variable] == (container if facts is CONTAINER_FACTS else vm)
+
+
+@pytest.mark.parametrize("host", ["ct-upstream", "ct-offline"])
+def test_a_container_renders_its_settings(resolved: dict[str, dict[str, Any]], host: str) -> None:
+    rendered = resolved[host]["rendered"]
+    init = _docs(rendered["init"])
+    assert init["KubeletConfiguration"]["failSwapOn"] is False
+    assert init["KubeProxyConfiguration"]["apiVersion"] == "kubeproxy.config.k8s.io/v1alpha1"
+    assert init["KubeProxyConfiguration"]["mode"] == "iptables"
+    assert init["KubeProxyConfiguration"]["conntrack"] == {"maxPerCore": 0}
+    assert re.search(r"^\s+restrict_oom_score_adj = true$", rendered["containerd_v2"], re.M)
+
+
+@pytest.mark.parametrize("host", ["vm-upstream", "vm-offline"])
+def test_a_vm_renders_none_of_them(resolved: dict[str, dict[str, Any]], host: str) -> None:
+    rendered = resolved[host]["rendered"]
+    init = _docs(rendered["init"])
+    assert "KubeProxyConfiguration" not in init
+    assert "failSwapOn" not in init["KubeletConfiguration"]
+    assert "restrict_oom_score_adj" not in rendered["containerd_v2"]
+
+
+def _defaults(role: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+
+
+def _leaves(role: str, variable: str, seen: frozenset[str] = frozenset()) -> set[str]:
+    """What a default is made of: its own role's defaults followed, the rest as written."""
+    defaults = _defaults(role)
+    text = str(defaults[variable])
+    names = set(re.findall(r"\b([a-z][a-z0-9_]+)\b", text))
+    out = {text}
+    for name in names & set(defaults) - seen - {variable}:
+        out |= _leaves(role, name, seen | {variable})
+    return out
+
+
+@pytest.mark.parametrize("variable", sorted(CONTAINER_ONLY))
+def test_a_container_setting_is_gated_on_a_fact_in_its_defaults(variable: str) -> None:
+    role = next(r for r in ("containerd", "kubeadm_control_plane") if variable in _defaults(r))
+    text = " ".join(_leaves(role, variable))
+    assert "ansible_facts[" in text, f"{variable} is not derived from the host's facts"
+    for forbidden in (
+        "cluster_bundle_dir",
+        "inventory_hostname",
+        "group_names",
+        "groups[",
+        "canarylab_target",
+        "provider",
+    ):
+        assert forbidden not in text, f"{variable} depends on {forbidden}"
+
+
+def test_modprobe_is_gated_on_the_container_fact() -> None:
+    """A container has no /proc/modules: k8s_prereqs loads no module there (its facts say so)."""
+    main = yaml.safe_load((ROOT / "roles/k8s_prereqs/tasks/main.yml").read_text())
+    fact = next(t for t in main if "k8s_prereqs_in_container" in (t.get("ansible.builtin.set_fact") or {}))
+    text = fact["ansible.builtin.set_fact"]["k8s_prereqs_in_container"]
+    assert "ansible_facts['virtualization_type']" in text
+    assert "ansible_facts['virtualization_role']" in text
+    # set before the modules are loaded
+    names = [t.get("name") for t in main]
+    assert names.index(fact["name"]) < names.index("Kernel modules")
+    tasks = yaml.safe_load((ROOT / "roles/k8s_prereqs/tasks/modules.yml").read_text())
+    modprobe = next(t for t in tasks if "community.general.modprobe" in t)
+    assert "not k8s_prereqs_in_container | default(false)" in modprobe["when"]
+
+
+def test_every_container_line_says_why() -> None:
+    """Each container-only default carries a comment saying why, just above it."""
+    for role, variables in {
+        "containerd": ["containerd_restrict_oom_score_adj"],
+        "kubeadm_control_plane": [v for v in CONTAINER_ONLY if v.startswith("kubeadm_control_plane")],
+    }.items():
+        lines = (ROOT / "roles" / role / "defaults" / "main.yml").read_text().splitlines()
+        for variable in variables:
+            at = next(i for i, line in enumerate(lines) if line.startswith(f"{variable}:"))
+            comment = []
+            for line in reversed(lines[:at]):
+                if not line.startswith("#"):
+                    break
+                comment.append(line)
+            assert re.search(r"container|default route", " ".join(comment)), f"{role}: {variable} has no why"
+
+
+# --- the bundle's check (roles/cluster) --------------------------------------------------------
+
+CHECK_PLAYBOOK = """
+- name: The cluster role's check of the bundle
+  hosts: vm-offline
+  gather_facts: false
+  roles: [cluster]
+"""
+
+
+def _check(tmp_path: Path, bundle: Path) -> subprocess.CompletedProcess[str]:
+    return run_playbook(tmp_path, _inventory(tmp_path, bundle), CHECK_PLAYBOOK)
+
+
+def test_a_complete_bundle_passes_the_check(tmp_path: Path) -> None:
+    result = _check(tmp_path, write_bundle(tmp_path / "bundle", fake_manifest()))
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "says"),
+    [
+        (None, "manifest.json is missing"),
+        ({"schema": 2}, "not of schema 1"),
+        ({"complete": False, "missing": ["image-etcd"]}, "incomplete (not built: image-etcd)"),
+        ("drop-helm", "lacks helm"),
+    ],
+    ids=["missing", "schema", "incomplete", "item"],
+)
+def test_a_missing_or_partial_bundle_is_refused_with_what_to_run(
+    tmp_path: Path, manifest: dict[str, Any] | str | None, says: str
+) -> None:
+    bundle = tmp_path / "bundle"
+    if manifest == "drop-helm":
+        data = fake_manifest()
+        data["items"] = [i for i in data["items"] if i["name"] != "helm"]
+        write_bundle(bundle, data)
+    elif isinstance(manifest, dict):
+        write_bundle(bundle, fake_manifest(**manifest))
+    else:
+        bundle.mkdir()
+    result = _check(tmp_path, bundle)
+    assert result.returncode != 0
+    messages = " ".join(re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', result.stdout))
+    assert says in messages, messages
+    assert "canarylab bundle build" in messages
