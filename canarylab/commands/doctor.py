@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="check this host before anything starts (Vagrant, provider, box, CPU, RAM, disk, ports, tools)",
         description="Check this host for the lab (Vagrant + a provider, the box the Vagrantfile "
         "resolves and whether it has a build for that provider and this CPU, hardware "
-        "virtualisation, RAM/CPUs/disk for the configured lab size, VirtualBox host-only range) "
+        "virtualisation, RAM/CPUs/disk for the configured lab size, VirtualBox host-only range; "
+        "for container nodes instead: Linux, root, podman with runc, podman-docker's docker shim "
+        "first on PATH, cgroups, br_netfilter, overlay, vxlan, memory, the offline bundle) "
         "or for the local "
         "target (free ports, bombardier, Prometheus). Exits 1 when any check fails.",
     )

@@ -1,8 +1,9 @@
 """`canarylab doctor`: check the host before anything starts.
 
-model.py holds the Check type, checks.py the pure checks, facts.py gathers the
-real inputs on this host, box.py asks the Vagrantfile what it resolved (box, provider,
-machines), labsize.py reads the lab size from that answer, and run.py picks the checks
+model.py holds the Check type, checks.py the pure checks, containers.py those of
+container nodes (``nodes: containers``), facts.py gathers the real inputs on this host,
+box.py asks the Vagrantfile what it resolved (nodes, box, provider, machines), labsize.py
+reads the lab size and the kind of node from that answer, and run.py picks the checks
 for a target.
 """
 

@@ -4,7 +4,7 @@ The Vagrantfile is the only place that decides the box and its version (env > la
 the pin in versions.yml), the provider and the machines with their CPUs and memory.
 The doctor does not repeat that: :func:`vagrant_config` runs
 ``vagrant validate --ignore-provider`` in the project with ``CANARYLAB_CONFIG_JSON`` set,
-and the Vagrantfile writes what it resolved (provider, os, box, box_version, box_from,
+and the Vagrantfile writes what it resolved (nodes, provider, os, box, box_version, box_from,
 version_from, machines) as JSON.  Vagrant keeps its per-project state (``.vagrant/``) in
 a temporary directory for that run, so nothing is written into the project and no
 machine is looked at.  One answer per doctor run serves the box check and, through
@@ -52,7 +52,7 @@ class PinnedBox:
 class VagrantConfig:
     """The JSON the Vagrantfile wrote (``CANARYLAB_CONFIG_JSON``), or why there is none."""
 
-    #: {"provider", "os", "box", "box_version", "box_from", "version_from", "machines"}
+    #: {"nodes", "provider", "os", "box", "box_version", "box_from", "version_from", "machines"}
     values: Mapping[str, object] | None = None
     #: None when ``values`` is there; else NO_VAGRANT, FAILED or TIMEOUT.
     unknown: str | None = None
@@ -115,7 +115,10 @@ def _read_config(text: str | None, returncode: int, output: str) -> VagrantConfi
         values = json.loads(text)
     except json.JSONDecodeError as err:
         return VagrantConfig(unknown=FAILED, message=f"the Vagrantfile wrote invalid JSON: {err}")
-    if not isinstance(values, Mapping) or not isinstance(values.get("box"), str):
+    if not isinstance(values, Mapping):
+        return VagrantConfig(unknown=FAILED, message=f"the Vagrantfile's JSON is not an object: {text[:200]}")
+    # Container nodes use no box; VMs (``nodes`` absent: a Vagrantfile from before) always do.
+    if values.get("nodes") != "containers" and not isinstance(values.get("box"), str):
         return VagrantConfig(unknown=FAILED, message=f"the Vagrantfile's JSON has no box: {text[:200]}")
     return VagrantConfig(values=values)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from canarylab.doctor.box import NO_VAGRANT, TIMEOUT, PinnedBox, VagrantConfig
-from canarylab.doctor.labsize import LabSize, SizeUnknown
+from canarylab.doctor.labsize import CONTAINERS, NODE_KINDS, LabSize, SizeUnknown, lab_nodes
 from canarylab.doctor.model import FAIL, OK, WARN, Check
 
 VAGRANT_MIN = (2, 3, 0)
@@ -184,16 +184,53 @@ def _macos_virtualisation(name: str, hv_support: str | None) -> Check:
     )
 
 
+#: The way out on a Linux host without VT-x/AMD-V: nodes that are containers, not VMs.
+CONTAINER_NODES_FIX = (
+    "or, without VT-x/AMD-V, run the nodes as containers: `canarylab up --nodes containers` "
+    "(or `nodes: containers` in lab.yml; Linux, as root; docs/lab.md)"
+)
+
+
 def check_virtualisation(
     system: str, cpu_flags: frozenset[str] | None, hv_support: str | None, kvm_device: bool | None = None
 ) -> Check:
-    """vmx/svm CPU flags (and /dev/kvm) on Linux, sysctl kern.hv_support on macOS."""
+    """vmx/svm CPU flags (and /dev/kvm) on Linux, sysctl kern.hv_support on macOS.
+
+    A Linux host that fails is offered the container nodes, which need no hardware
+    virtualisation (macOS cannot run them: they share the host's Linux kernel).
+    """
     name = "virtualisation"
     if system == "Linux":
-        return _linux_virtualisation(name, cpu_flags, kvm_device)
+        check = _linux_virtualisation(name, cpu_flags, kvm_device)
+        if check.status == FAIL:
+            return Check(check.name, FAIL, check.detail, f"{check.fix}; {CONTAINER_NODES_FIX}")
+        return check
     if system == "Darwin":
         return _macos_virtualisation(name, hv_support)
     return Check(name, WARN, f"cannot check hardware virtualisation on {system}", "check it in your firmware")
+
+
+def check_nodes(config: VagrantConfig) -> Check:
+    """Which kind of node the Vagrantfile resolved (lab.yml ``nodes:``, CANARYLAB_NODES,
+    ``canarylab up --nodes``): the checks that follow are that kind's."""
+    values = config.values or {}
+    nodes = lab_nodes(config)
+    if nodes is None:
+        return Check(
+            "nodes",
+            FAIL,
+            f"the Vagrantfile says nodes {values.get('nodes')!r}, not one of {', '.join(NODE_KINDS)}",
+            "set `nodes: vms` or `nodes: containers` in lab.yml (or CANARYLAB_NODES)",
+        )
+    if nodes == CONTAINERS:
+        return Check(
+            "nodes",
+            OK,
+            "containers: privileged podman containers through Vagrant's docker provider "
+            "(no VT-x, box or VM provider needed)",
+        )
+    said = "" if "nodes" in values else " (the Vagrantfile does not say: VMs)"
+    return Check("nodes", OK, f"vms{said}: a provider below runs them")
 
 
 def _unknown_fix(unknown: str | None) -> str:

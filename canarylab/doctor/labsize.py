@@ -8,6 +8,10 @@ not repeat that.  It reads the Vagrantfile's own answer, the ``machines`` and
 :class:`LabSize`.  Without that answer (Vagrant missing, the Vagrantfile stopped, a
 hang) the size is a :class:`SizeUnknown` saying why, and the checks say so instead of
 guessing.
+
+The same answer says which kind of node the lab has (``nodes``: ``vms``, or
+``containers``, privileged podman containers through Vagrant's docker provider);
+an answer without the key is a Vagrantfile from before container nodes: VMs.
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from canarylab.doctor.box import FAILED, VagrantConfig, vagrant_config
 from canarylab.errors import CanarylabError
 
 #: LabSize.source: where the sizes come from.
 SOURCE = "the Vagrantfile"
+#: The kinds of node (the Vagrantfile's ``nodes``; lab.yml ``nodes:``, CANARYLAB_NODES).
+NodeKind = Literal["vms", "containers"]
+VMS: NodeKind = "vms"
+CONTAINERS: NodeKind = "containers"
+NODE_KINDS: tuple[NodeKind, ...] = (VMS, CONTAINERS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class LabSize:
     machines: tuple[Machine, ...]
     provider: str
     source: str = SOURCE
+    #: "vms", or "containers" (then ``provider`` is docker, and cpus/memory are not reserved).
+    nodes: NodeKind = VMS
 
     @property
     def vms(self) -> int:
@@ -70,6 +82,10 @@ class LabSize:
     @property
     def workers(self) -> int:
         return sum(1 for m in self.machines if m.group == "workers")
+
+    @property
+    def controllers(self) -> int:
+        return sum(1 for m in self.machines if m.group == "controller")
 
     def _first(self, group: str) -> VmSize:
         return next((m.size for m in self.machines if m.group == group), VmSize(0, 0))
@@ -122,11 +138,26 @@ def _machine(entry: object) -> Machine | None:
     return Machine(name, group, cpus, memory)
 
 
+def lab_nodes(config: VagrantConfig) -> NodeKind | None:
+    """The kind of node in the Vagrantfile's answer: "vms" without the key (or without an
+    answer: the checks then are today's, for VMs), None for a value that is neither."""
+    raw = (config.values or {}).get("nodes")
+    if raw is None:
+        return VMS
+    return next((kind for kind in NODE_KINDS if kind == raw), None)
+
+
 def lab_size(config: VagrantConfig) -> LabSize | SizeUnknown:
     """The lab size in the Vagrantfile's answer, or why there is none."""
     values = config.values
     if values is None:
         return SizeUnknown(config.unknown or FAILED, config.message)
+    nodes = lab_nodes(config)
+    if nodes is None:
+        return SizeUnknown(
+            FAILED,
+            f"the Vagrantfile's JSON has nodes {values.get('nodes')!r}, not one of {', '.join(NODE_KINDS)}",
+        )
     raw = values.get("machines")
     provider = values.get("provider")
     entries = raw if isinstance(raw, Sequence) and not isinstance(raw, str) else None
@@ -138,7 +169,7 @@ def lab_size(config: VagrantConfig) -> LabSize | SizeUnknown:
             "the Vagrantfile's JSON has no usable provider and machines "
             f"(name, group, cpus, memory in MB): {str(shown)[:200]}",
         )
-    return LabSize(tuple(m for m in machines if m is not None), provider)
+    return LabSize(tuple(m for m in machines if m is not None), provider, nodes=nodes)
 
 
 def load_lab_size(root: Path, environ: Mapping[str, str]) -> LabSize:

@@ -2,7 +2,9 @@
 
 For the lab, the Vagrantfile is asked once (:func:`vagrant_config`): its answer gives the
 box check its box and the provider, memory, CPU and disk checks the lab's size
-(:func:`canarylab.doctor.labsize.lab_size`).
+(:func:`canarylab.doctor.labsize.lab_size`), and says which kind of node the lab has
+(``nodes``).  VMs get those checks; container nodes get theirs (containers.py) instead of
+the box, provider, virtualisation, CPU, disk and VirtualBox ones.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import yaml
 
 from canarylab.doctor import checks, facts
 from canarylab.doctor.box import PinnedBox, VagrantConfig, load_pins, vagrant_config
-from canarylab.doctor.labsize import LabSize, lab_size
+from canarylab.doctor.containers import container_node_checks
+from canarylab.doctor.labsize import CONTAINERS, LabSize, lab_nodes, lab_size
 from canarylab.doctor.model import Check
 from canarylab.experiment.targets.base import TargetKind
 from canarylab_contract import LOCAL_PORTS
@@ -58,6 +61,7 @@ def lab_checks(
     lab = lab_size(config)
     result = [
         checks.check_vagrant(host.vagrant),
+        *([checks.check_nodes(config)] if config.values is not None else []),
         checks.check_lab_provider(host.providers, lab),
         checks.check_box(config, pins, host.arch),
         checks.check_virtualisation(host.system, host.cpu_flags, host.hv_support, host.kvm_device),
@@ -72,6 +76,17 @@ def lab_checks(
     if (vbox is not None or provider == "virtualbox") and host.system != "Windows":
         result.append(checks.check_vbox_networks(host.vbox_networks_conf))
     return result
+
+
+def container_lab_checks(
+    host: facts.HostFacts, config: VagrantConfig, nodes: facts.ContainerFacts
+) -> list[Check]:
+    """The checks of a lab whose nodes are containers (the Vagrantfile's ``nodes``)."""
+    return [
+        checks.check_vagrant(host.vagrant),  # its docker provider starts the nodes
+        checks.check_nodes(config),
+        *container_node_checks(nodes, lab_size(config), host.memory_mb),
+    ]
 
 
 def local_checks(root: Path, in_use: set[int]) -> list[Check]:
@@ -125,7 +140,12 @@ def run_doctor(root: Path, target: TargetKind, environ: Mapping[str, str] | None
     result = common_checks(root)
     if target == "lab":
         env = lab_environment(environ)
-        result += lab_checks(facts.gather_host(root), vagrant_config(root, env), load_pins(root))
+        config = vagrant_config(root, env)
+        host = facts.gather_host(root)
+        if lab_nodes(config) == CONTAINERS:
+            result += container_lab_checks(host, config, facts.gather_containers(root, env))
+        else:
+            result += lab_checks(host, config, load_pins(root))
     else:
         result += local_checks(root, facts.ports_in_use(local_ports()))
     return result
