@@ -17,7 +17,8 @@ if [ "$minimal" -eq 0 ]; then
   # No `prometheus` here: Debian's package starts a system daemon on :9090.
   # install_prometheus below unpacks its binaries into the user cache instead.
   # catatonit: the init of podman's pod infra container (a Recommends, so name it).
-  apt_packages+=(podman runc catatonit uidmap slirp4netns fuse-overlayfs debootstrap vagrant vagrant-libvirt wrk hey)
+  # podman-docker: the `docker` shim that Vagrant's docker provider drives (container nodes).
+  apt_packages+=(podman podman-docker runc catatonit uidmap slirp4netns fuse-overlayfs debootstrap vagrant vagrant-libvirt wrk hey)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -159,6 +160,12 @@ build_containerd() {
   fi
   link "containerd-$version" "$dir/containerd"
 }
+
+# Vagrant's docker provider runs `docker`; podman-docker's shim must win over any
+# other docker client on PATH (that one would look for a Docker daemon).
+if [ -x /usr/bin/docker ] && grep -q podman /usr/bin/docker 2>/dev/null; then
+  link docker /usr/bin/docker
+fi
 
 if [ "$minimal" -eq 0 ]; then
   go_install helm helm.sh/helm/v3/cmd/helm "$(pin helm_version)"

@@ -2,21 +2,26 @@
 
 `up` runs `vagrant up --no-provision`, then playbooks/site.yml through
 ansible-runner (live progress, phase timings), prints how long each phase took
-and saves it to results/provision-<UTC timestamp>.json.
+and saves it to results/provision-<UTC timestamp>.json.  With container nodes
+(`--nodes containers`, or `nodes: containers` in lab.yml) it first builds (or
+finds cached) the offline bundle and the node image, and it records the nodes'
+peak memory beside the phases.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from canarylab.doctor.facts import gather_host
 from canarylab.doctor.labsize import load_lab_size
 from canarylab.errors import CanarylabError
-from canarylab.lab import provision, status, vagrant
+from canarylab.lab import nodes, provision, status, vagrant
 from canarylab.paths import project_root, results_dir, state_dir
 from canarylab.runner import LAB_INVENTORY, PlaybookError, lab_inventory, run_playbook
 
@@ -35,6 +40,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--provision",
         action="store_true",
         help="only provision (run the site playbook against the running VMs), skip `vagrant up`",
+    )
+    up.add_argument(
+        "--nodes",
+        choices=nodes.NODE_KINDS,
+        default=None,
+        help="vms (lab.yml's default) or containers: privileged podman containers instead of VMs, "
+        "for hosts without VT-x (Linux, as root; docs/lab.md)",
     )
     _inventory_option(up)
     _progress_option(up)
@@ -104,36 +116,98 @@ def _up(args: argparse.Namespace) -> int:
             "`canarylab up --inventory` would start the Vagrant VMs and then provision other hosts",
             "for hosts of your own: `canarylab provision --inventory PATH`; for the VMs: no --inventory",
         )
+    env = _lab_environ(getattr(args, "nodes", None))
     # Hosts of the user's own inventory are not the Vagrantfile's machines: no lab size, no Vagrant.
-    lab = load_lab_size(root, os.environ) if given is None else None
+    lab = load_lab_size(root, env) if given is None else None
+    containers = lab is not None and lab.nodes == "containers"
     started = provision.utc_now()
     clock = time.monotonic()  # the total includes the host checks below
     host = gather_host(root)
     record = provision.new_record(host, lab, started, inventory=given)
+    if containers and not args.provision:
+        # The nodes have no route out: everything they run comes from the bundle and the node image.
+        _timed(record, "offline bundle", "build", lambda: _bundle_build(root))
+        _timed(
+            record,
+            "node image",
+            "build",
+            lambda: print(f"canarylab: node image {nodes.build_node_image(root)}"),
+        )
     if not args.provision:
         assert lab is not None  # given is None here
         vagrant.require_vagrant()
-        vagrant.require_provider(host.providers, lab)
+        if not containers:
+            vagrant.require_provider(host.providers, lab)
         print(f"canarylab: vagrant up --no-provision ({lab.describe()}, provider {lab.provider})", flush=True)
         vagrant_started = time.monotonic()
-        vagrant.run_checked(["up", "--no-provision"], root, "starting the VMs")
+        vagrant.run_checked(["up", "--no-provision"], root, "starting the machines", env=env)
         record.add_phase("vagrant up", time.monotonic() - vagrant_started, "vagrant")
-    inventory = given or lab_inventory(root, None)
+    # CANARYLAB_INVENTORY moves the inventory the Vagrantfile writes (tests do): read it there.
+    written = env.get("CANARYLAB_INVENTORY", "").strip()
+    inventory = given or lab_inventory(root, Path(written) if written and given is None else None)
     shown = inventory.relative_to(root) if inventory.is_relative_to(root) else inventory
     print(f"canarylab: provisioning with {SITE_PLAYBOOK} (inventory {shown})", flush=True)
-    result = run_playbook(
-        SITE_PLAYBOOK, inventory=inventory, label="site", show_progress=args.progress, check=False, root=root
-    )
+    watch = nodes.MemoryWatch.of(m.name for m in lab.machines) if containers and lab is not None else None
+    if watch is not None:
+        with watch:
+            result = run_playbook(
+                SITE_PLAYBOOK,
+                inventory=inventory,
+                label="site",
+                show_progress=args.progress,
+                check=False,
+                root=root,
+            )
+        record.node_memory_peak_mb = dict(watch.peak_mb)
+    else:
+        result = run_playbook(
+            SITE_PLAYBOOK,
+            inventory=inventory,
+            label="site",
+            show_progress=args.progress,
+            check=False,
+            root=root,
+        )
     record.add_playbook(result)
     record.total_seconds = round(time.monotonic() - clock, 3)
     path = provision.write_record(record, results_dir(root), started)
     print("\nprovisioning phases:")
     print(provision.render_phases(record))
+    if watch is not None:
+        print(f"peak memory of the nodes (working set, sampled every {watch.interval:.0f} s):")
+        print(watch.render())
     print(f"saved {path.relative_to(root) if path.is_relative_to(root) else path}")
     if not result.ok:
         raise PlaybookError(result)
     print("the lab is up: `canarylab status` shows its nodes, pods and URLs")
     return 0
+
+
+def _lab_environ(kind: str | None) -> dict[str, str]:
+    """The environment for Vagrant: --nodes, when given, wins over lab.yml (CANARYLAB_NODES)."""
+    env = dict(os.environ)
+    if kind is not None:
+        env["CANARYLAB_NODES"] = kind
+    return env
+
+
+def _timed(record: provision.ProvisionRecord, name: str, kind: str, step: Callable[[], object]) -> None:
+    began = time.monotonic()
+    step()
+    record.add_phase(name, time.monotonic() - began, kind)
+
+
+def _bundle_build(root: Path, env: Mapping[str, str] | None = None) -> None:
+    """`canarylab bundle build`: a no-op in seconds when cached, about 22 min cold (docs/bundle.md)."""
+    print("canarylab: the offline bundle (canarylab bundle build; cached after the first run)", flush=True)
+    code = subprocess.run(
+        [sys.executable, "-m", "canarylab", "bundle", "build"], cwd=root, env=env, check=False
+    )
+    if code.returncode != 0:
+        raise CanarylabError(
+            f"`canarylab bundle build` failed (exit {code.returncode})",
+            "read its output above; docs/bundle.md says what each item needs",
+        )
 
 
 # --- status ----------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ class ProvisionRecord:
     playbook: str = ""
     log_path: str | None = None
     failure: str | None = None
+    #: Container nodes only: each node's peak working set while provisioning (MB).
+    node_memory_peak_mb: dict[str, int] = field(default_factory=dict)
 
     def add_phase(self, name: str, seconds: float, kind: str) -> None:
         self.phases.append({"name": name, "kind": kind, "seconds": round(seconds, 3)})
@@ -94,6 +96,7 @@ def new_record(
     if lab is not None:
         lab_dict.update(
             {
+                "nodes": lab.nodes,
                 "provider": lab.provider,
                 "workers": lab.workers,
                 "controller": asdict(lab.controller),

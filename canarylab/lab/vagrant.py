@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,14 +36,14 @@ def require_provider(providers: list[Provider], lab: LabSize) -> Check:
     return check
 
 
-def run_streamed(args: list[str], root: Path) -> int:
+def run_streamed(args: list[str], root: Path, env: Mapping[str, str] | None = None) -> int:
     """`vagrant ARGS` in the project dir, its output straight to ours.
 
     Ctrl-C reaches Vagrant too (same process group); we wait for it to stop
     cleanly, then re-raise KeyboardInterrupt.
     """
     vagrant = require_vagrant()
-    with subprocess.Popen([vagrant, *args], cwd=root) as proc:
+    with subprocess.Popen([vagrant, *args], cwd=root, env=env) as proc:
         try:
             return proc.wait()
         except KeyboardInterrupt:
@@ -54,8 +55,8 @@ def run_streamed(args: list[str], root: Path) -> int:
             raise
 
 
-def run_checked(args: list[str], root: Path, what: str) -> None:
-    code = run_streamed(args, root)
+def run_checked(args: list[str], root: Path, what: str, env: Mapping[str, str] | None = None) -> None:
+    code = run_streamed(args, root, env)
     if code != 0:
         raise CanarylabError(
             f"`vagrant {' '.join(args)}` failed (exit {code}) while {what}",

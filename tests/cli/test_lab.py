@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from canarylab.cli import main
+from canarylab.commands import lab as lab_command
 from canarylab.procs import ProcessGroup
 
 FAKE_VAGRANT = r"""#!/bin/sh
@@ -415,3 +416,57 @@ def test_destroy_asks_first(
     monkeypatch.setattr(sys, "stdin", _Terminal(answer))
     assert main(["destroy"]) == code
     assert (_calls(lab) == ["vagrant destroy -f"]) is destroyed
+
+
+CONTAINERS_JSON = r"""
+if [ "$CANARYLAB_NODES" = containers ]; then
+  cat > "$CANARYLAB_CONFIG_JSON" <<'JSON'
+{"nodes": "containers", "provider": "docker", "os": "ubuntu", "box": "bento/ubuntu-24.04", "machines": [
+ {"name": "cl-controller", "group": "controller", "ip": "192.168.56.10", "cpus": 2, "memory": 3072},
+ {"name": "cl-worker-1", "group": "workers", "ip": "192.168.56.11", "cpus": 2, "memory": 4096}]}
+JSON
+  exit 0
+fi
+"""
+
+
+def test_up_with_container_nodes_builds_bundle_and_image_first(
+    lab: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--nodes containers: bundle, node image, then `vagrant up` told the kind; no VM provider needed."""
+    fake = (tmp_path / "bin" / "vagrant").read_text()
+    fake = fake.replace("  validate)\n", "  validate)\n" + CONTAINERS_JSON, 1)
+    fake = fake.replace(
+        'echo "vagrant $*" >> "$FAKE_LOG"', 'echo "vagrant $* nodes=${CANARYLAB_NODES:-}" >> "$FAKE_LOG"'
+    )
+    _script(tmp_path / "bin" / "vagrant", fake)
+    (tmp_path / "bin" / "VBoxManage").unlink()  # no VM provider on this host
+    (lab / "scripts").mkdir()
+    _script(
+        lab / "scripts" / "build-node-image.sh",
+        '#!/bin/sh\necho "node-image" >> "$FAKE_LOG"\necho localhost/canarylab-node:0123\n',
+    )
+
+    def fake_bundle(root: Path, env: object = None) -> None:
+        with open(os.environ["FAKE_LOG"], "a") as log:
+            log.write("bundle build\n")
+
+    monkeypatch.setattr(lab_command, "_bundle_build", fake_bundle)
+    assert main(["up", "--nodes", "containers", "--no-progress"]) == 0
+    calls = _calls(lab)
+    up = "vagrant up --no-provision nodes=containers"
+    assert up in calls
+    assert (
+        calls.index("bundle build")
+        < calls.index("node-image")
+        < calls.index(up)
+        < calls.index("playbook site")
+    )
+    out = capsys.readouterr().out
+    assert "canarylab: node image localhost/canarylab-node:0123" in out
+    assert "peak memory of the nodes" in out
+    record = json.loads(next((lab / "results").glob("provision-*.json")).read_text())
+    assert [p["name"] for p in record["phases"]][:3] == ["offline bundle", "node image", "vagrant up"]
+    assert record["lab"]["nodes"] == "containers"
+    assert record["lab"]["provider"] == "docker"
+    assert "node_memory_peak_mb" in record
