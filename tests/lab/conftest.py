@@ -1,9 +1,11 @@
 """The live-lab suite: run it after `vagrant up` (make lab-test, or pytest tests/lab).
 
 It reads the inventory the Vagrantfile wrote (inventory/vagrant.yml, or the file
-named by CANARYLAB_LAB_INVENTORY, e.g. a copy of inventory/examples/servers.yml)
-and reaches the nodes through testinfra's Ansible backend.  Without that
-inventory every test is skipped, and the reason is printed (-ra)."""
+named by CANARYLAB_LAB_INVENTORY: inventory/containers.yml for the container nodes, a
+copy of inventory/examples/servers.yml) and reaches the nodes through testinfra's
+Ansible backend (ssh, or ``containers.podman.podman`` for the container nodes).
+Without that inventory every test is skipped, and the reason is printed (-ra); with
+it, none is.  Run with -s to see the timings the traffic tests print."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import pytest
 import testinfra
 import yaml
 
+from .kube import Kube
+
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = Path(os.environ.get("CANARYLAB_LAB_INVENTORY", ROOT / "inventory" / "vagrant.yml"))
 
@@ -26,7 +30,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.lab)
     if not INVENTORY.exists():
         skip = pytest.mark.skip(
-            reason=f"no lab inventory at {INVENTORY}: run `vagrant up` first (docs/lab.md)"
+            reason=f"no lab inventory at {INVENTORY}: run `canarylab up` (or `vagrant up`) first, "
+            "or set CANARYLAB_LAB_INVENTORY (docs/lab.md)"
         )
         for item in items:
             item.add_marker(skip)
@@ -56,6 +61,11 @@ def nodes() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def controller_name() -> str:
     return next(iter(_hosts("controller")))
+
+
+@pytest.fixture(scope="session")
+def worker_names() -> list[str]:
+    return list(_hosts("workers"))
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +106,9 @@ def kubectl(controller: Any) -> Any:
         return json.loads(out) if "-o json" in " ".join(args) or "-ojson" in args else out
 
     return run
+
+
+@pytest.fixture(scope="session")
+def kube(controller: Any) -> Kube:
+    """kubectl on the controller with typed helpers (apply, get, bounded polls): kube.py."""
+    return Kube(controller)
