@@ -29,7 +29,7 @@ test: setup lint  ## the whole suite: lint, unit, integration, images, molecule,
 	. scripts/env.sh && pytest
 
 unit: setup-minimal  ## the fast tests only
-	. scripts/env.sh && pytest -m "not image and not molecule and not experiment and not static and not newcomer"
+	. scripts/env.sh && pytest -m "not image and not molecule and not experiment and not static and not newcomer and not containerlab"
 
 lab-up:  ## vagrant up: the full lab (VMs)
 	. scripts/env.sh && vagrant up

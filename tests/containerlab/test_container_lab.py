@@ -1,0 +1,194 @@
+"""The lab's cluster, for real, on container nodes: issue #13's acceptance, in CI.
+
+`canarylab up --nodes containers` builds (or finds cached) the offline bundle and
+the node image, starts the nodes through Vagrant's docker provider (podman behind
+it) on a network of the test's own, and provisions them with playbooks/site.yml
+(the cluster layer: the container lab's inventory sets canarylab_site_layers).
+Then `tests/lab` runs against it with none of its checks skipped, and a second
+site.yml run must report changed=0 on every host.  The figures (phases, memory,
+the recap) are printed; run with -s to see them as they come.
+
+Everything the test makes (containers, their /var volumes, the network, the
+Vagrant state, the inventory) is removed at the end, on failure and on Ctrl-C
+or SIGTERM too.  The nodes' network is internal: no node reaches anything
+beyond this machine, and the test talks only to that network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+pytestmark = pytest.mark.containerlab
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+#: The test's own lab: names, network and addresses no user lab uses by default.
+NAME_PREFIX = "clt"
+NETWORK = "canarylab-test"
+NETWORK_PREFIX = "10.123.0"
+WORKERS = 1
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+.*failed=(?P<failed>\d+)", re.M
+)
+
+
+@dataclass(frozen=True)
+class Lab:
+    env: dict[str, str]
+    inventory: Path
+    up_seconds: float
+
+
+def _run(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run with the output streamed as it comes (pytest -s shows it live), and kept."""
+    print(f"\n$ {' '.join(argv)}", flush=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        # a silent hang is stopped too: the timer ends the process, which ends the loop
+        timer = threading.Timer(timeout, proc.terminate)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                print(line, end="", flush=True)
+                lines.append(line)
+            proc.wait(timeout=60)
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+        finally:
+            timer.cancel()
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(argv, timeout, "".join(lines))
+    return subprocess.CompletedProcess(argv, proc.returncode, "".join(lines), "")
+
+
+def _podman_names(kind: str) -> list[str]:
+    fmt = {"container": "{{.Names}}", "volume": "{{.Name}}", "network": "{{.Name}}"}[kind]
+    args = ["podman", kind, "ls", "--format", fmt] + (["-a"] if kind == "container" else [])
+    out = subprocess.run(args, capture_output=True, text=True, check=False).stdout.split()
+    mine = (f"{NAME_PREFIX}-", NETWORK)
+    return [name for name in out if name.startswith(mine)]
+
+
+def _leftovers() -> list[str]:
+    return [f"{kind} {name}" for kind in ("container", "volume", "network") for name in _podman_names(kind)]
+
+
+def _force_clean() -> None:
+    for name in _podman_names("container"):
+        subprocess.run(["podman", "rm", "-f", "-t", "5", name], capture_output=True, check=False)
+    for name in _podman_names("volume"):
+        subprocess.run(["podman", "volume", "rm", "-f", name], capture_output=True, check=False)
+    for name in _podman_names("network"):
+        subprocess.run(["podman", "network", "rm", "-f", name], capture_output=True, check=False)
+
+
+def _lab_env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CANARYLAB_NODES="containers",
+        CANARYLAB_WORKERS=str(WORKERS),
+        CANARYLAB_NAME_PREFIX=NAME_PREFIX,
+        CANARYLAB_CONTAINER_NETWORK=NETWORK,
+        CANARYLAB_NETWORK_PREFIX=NETWORK_PREFIX,
+        CANARYLAB_INVENTORY=str(tmp / "inventory.yml"),
+        CANARYLAB_LAB_INVENTORY=str(tmp / "inventory.yml"),
+        VAGRANT_DOTFILE_PATH=str(tmp / "vagrant"),
+        PATH=f"{BIN}{os.pathsep}{ROOT / '.cache' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        CONTAINERS_CONF=str(ROOT / "containers" / "containers.conf"),
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("container nodes are privileged rootful podman containers: run as root (CI does)")
+    for tool in ("podman", "vagrant"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: run `make setup`")
+    if _leftovers():
+        pytest.fail(
+            f"a previous run left {_leftovers()}: remove them (podman rm -f / volume rm / network rm)"
+        )
+    tmp = tmp_path_factory.mktemp("containerlab")
+    env = _lab_env(tmp)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # unwinds through the teardown below
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    began = time.monotonic()
+    try:
+        up = _run(
+            [str(BIN / "canarylab"), "up", "--nodes", "containers", "--no-progress"], env, timeout=45 * 60
+        )
+        seconds = time.monotonic() - began
+        assert up.returncode == 0, "canarylab up --nodes containers failed (its output is above)"
+        print(f"\ncontainer lab up through playbooks/site.yml in {seconds:.0f} s", flush=True)
+        yield Lab(env, tmp / "inventory.yml", seconds)
+    finally:
+        destroy = _run(["vagrant", "destroy", "-f"], env, timeout=600)
+        left = _leftovers()
+        _force_clean()
+        signal.signal(signal.SIGTERM, previous)
+        assert destroy.returncode == 0, "vagrant destroy -f failed"
+        assert left == [], f"vagrant destroy left these behind: {left}"
+
+
+def test_lab_suite_passes_with_nothing_skipped(lab: Lab, tmp_path: Path) -> None:
+    report = tmp_path / "lab.xml"
+    began = time.monotonic()
+    proc = _run(
+        [str(BIN / "pytest"), "tests/lab", "-p", "no:cacheprovider", "-rA", "-s", f"--junitxml={report}"],
+        lab.env,
+        timeout=20 * 60,
+    )
+    print(f"tests/lab took {time.monotonic() - began:.0f} s", flush=True)
+    assert proc.returncode == 0, "tests/lab failed against the container lab (output above)"
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
+    print(f"tests/lab: {counts}", flush=True)
+    assert counts["tests"] >= 10
+    assert counts["failures"] == counts["errors"] == counts["skipped"] == 0
+
+
+def test_second_site_run_changes_nothing(lab: Lab) -> None:
+    began = time.monotonic()
+    proc = _run(
+        [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "playbooks/site.yml"],
+        lab.env,
+        timeout=30 * 60,
+    )
+    print(f"second site.yml run took {time.monotonic() - began:.0f} s", flush=True)
+    assert proc.returncode == 0, "the second site.yml run failed (output above)"
+    recap = {m["host"]: m.groupdict() for m in RECAP.finditer(proc.stdout)}
+    print("PLAY RECAP of the second run:\n" + "\n".join(f"  {h}: {v}" for h, v in sorted(recap.items())))
+    nodes = {f"{NAME_PREFIX}-controller"} | {f"{NAME_PREFIX}-worker-{i}" for i in range(1, WORKERS + 1)}
+    assert nodes <= set(recap)
+    assert {h: v["changed"] for h, v in recap.items() if v["changed"] != "0"} == {}
+    assert {h: v["failed"] for h, v in recap.items() if v["failed"] != "0"} == {}
