@@ -11,6 +11,7 @@ peak memory beside the phases.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _inventory_option(prov)
     _progress_option(prov)
-    prov.set_defaults(func=_up, provision=True)
+    prov.set_defaults(func=_up, provision=True, nodes=None)
 
     st = sub.add_parser(
         "status",
@@ -116,7 +117,7 @@ def _up(args: argparse.Namespace) -> int:
             "`canarylab up --inventory` would start the Vagrant VMs and then provision other hosts",
             "for hosts of your own: `canarylab provision --inventory PATH`; for the VMs: no --inventory",
         )
-    env = _lab_environ(getattr(args, "nodes", None))
+    env = _lab_environ(args.nodes)
     # Hosts of the user's own inventory are not the Vagrantfile's machines: no lab size, no Vagrant.
     lab = load_lab_size(root, env) if given is None else None
     containers = lab is not None and lab.nodes == "containers"
@@ -147,19 +148,9 @@ def _up(args: argparse.Namespace) -> int:
     inventory = given or lab_inventory(root, Path(written) if written and given is None else None)
     shown = inventory.relative_to(root) if inventory.is_relative_to(root) else inventory
     print(f"canarylab: provisioning with {SITE_PLAYBOOK} (inventory {shown})", flush=True)
+    # Container nodes: their memory is watched while the playbook runs (the figure users size by).
     watch = nodes.MemoryWatch.of(m.name for m in lab.machines) if containers and lab is not None else None
-    if watch is not None:
-        with watch:
-            result = run_playbook(
-                SITE_PLAYBOOK,
-                inventory=inventory,
-                label="site",
-                show_progress=args.progress,
-                check=False,
-                root=root,
-            )
-        record.node_memory_peak_mb = dict(watch.peak_mb)
-    else:
+    with watch if watch is not None else contextlib.nullcontext():
         result = run_playbook(
             SITE_PLAYBOOK,
             inventory=inventory,
@@ -168,6 +159,8 @@ def _up(args: argparse.Namespace) -> int:
             check=False,
             root=root,
         )
+    if watch is not None:
+        record.node_memory_peak_mb = dict(watch.peak_mb)
     record.add_playbook(result)
     record.total_seconds = round(time.monotonic() - clock, 3)
     path = provision.write_record(record, results_dir(root), started)
