@@ -7,6 +7,7 @@ split into module and arguments by Ansible's own ModuleArgsParser.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -117,3 +118,18 @@ def all_tasks() -> tuple[Task, ...]:
                 queue.append(included)
             out.append(Task(path=path, data=data, action=action, args=args, when=when))
     return tuple(out)
+
+
+def json_playbook_env(tmp: Path) -> dict[str, str]:
+    """The environment of an ansible-playbook run whose result a test parses: the project's
+    config and roles, the json stdout callback, no colour, temp and log files under ``tmp``."""
+    return {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
+        "ANSIBLE_LOG_PATH": str(tmp / "ansible.log"),
+    }

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ansible_tasks import json_playbook_env
 
 pytestmark = pytest.mark.static
 
@@ -122,16 +122,7 @@ class Node:
         )
         playbook = self.tmp_path / "play.yml"
         playbook.write_text(PLAYBOOK)
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_STDOUT_CALLBACK": "json",
-            "ANSIBLE_LOCAL_TEMP": str(self.tmp_path / "ansible-tmp"),
-            "ANSIBLE_LOG_PATH": str(self.tmp_path / "ansible.log"),
-        }
+        env = json_playbook_env(self.tmp_path)
         proc = subprocess.run(
             [
                 str(BIN / "ansible-playbook"),

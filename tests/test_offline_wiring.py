@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible_tasks import json_playbook_env
 
 pytestmark = pytest.mark.static
 
@@ -251,16 +251,7 @@ def run_playbook(
 ) -> subprocess.CompletedProcess[str]:
     path = tmp_path / f"play-{len(list(tmp_path.glob('play-*')))}.yml"
     path.write_text(playbook)
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-        "ANSIBLE_LOG_PATH": str(tmp_path / "ansible.log"),
-    }
+    env = json_playbook_env(tmp_path)
     return subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(inventory), str(path), *args],
         cwd=ROOT,
