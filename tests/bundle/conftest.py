@@ -49,10 +49,15 @@ class FakeBuilder:
             names = [f"{n.replace('-', '_')}-{v}-py3-none-any.whl" for n, v in sorted(lock.items())]
             for name in names:
                 (out / name).write_text(f"{name} for {item.platforms[0]}{self.stamp}\n")
-            return BuildResult(names)
+            return BuildResult(names + self._extract(item, out))
         for b in item.binaries:
             (out / b.name).write_text(f"{b.name} {item.version} {' '.join(b.ldflags)}{self.stamp}\n")
-        return BuildResult([b.name for b in item.binaries])
+        return BuildResult([b.name for b in item.binaries] + self._extract(item, out))
+
+    def _extract(self, item: Item, out: Path) -> list[str]:
+        for member, name in item.extract:
+            (out / name).write_text(f"{member} of {item.source}{self.stamp}\n")
+        return [name for _, name in item.extract]
 
 
 @pytest.fixture

