@@ -51,7 +51,11 @@ HOSTS = {
     "vm-offline": (VM_FACTS, True),
     "ct-upstream": (CONTAINER_FACTS, False),
     "ct-offline": (CONTAINER_FACTS, True),
+    # the same bundle, its proxy pinned to Istio's own (bundle_istio_proxy, as a host var wins
+    # over the pins file): nothing of the vanilla-Envoy settings may follow the bundle alone
+    "ct-offline-istio-proxy": (CONTAINER_FACTS, True),
 }
+HOST_VARS = {"ct-offline-istio-proxy": {"bundle_istio_proxy": "istio-proxy"}}
 IMAGES = {
     "image-kube-apiserver": f"registry.k8s.io/kube-apiserver:{KUBERNETES}",
     "image-kube-controller-manager": f"registry.k8s.io/kube-controller-manager:{KUBERNETES}",
@@ -66,7 +70,10 @@ IMAGES = {
     ),
     "image-metallb-controller": f"quay.io/metallb/controller:v{PINS['metallb_version']}",
     "image-metallb-speaker": f"quay.io/metallb/speaker:v{PINS['metallb_version']}",
+    "image-istio-pilot": f"{PINS['bundle_istio_image_hub']}/pilot:{PINS['bundle_istio_image_tag']}",
+    "image-istio-proxyv2": f"{PINS['bundle_istio_image_hub']}/proxyv2:{PINS['bundle_istio_image_tag']}",
 }
+ISTIO_CHARTS = ("base", "istiod", "gateway")
 WHEELS = ["kubernetes-32.0.1-py2.py3-none-any.whl", "six-1.17.0-py2.py3-none-any.whl"]
 
 
@@ -110,6 +117,16 @@ def fake_manifest(**changes: Any) -> dict[str, Any]:
             "files": [_file("metallb-chart", f"metallb-{PINS['metallb_version']}.tgz")],
             "image": {},
         },
+        *(
+            {
+                "name": f"istio-{chart}-chart",
+                "kind": "chart",
+                "version": PINS["bundle_istio_chart_version"],
+                "files": [_file(f"istio-{chart}-chart", f"{chart}-{PINS['bundle_istio_chart_version']}.tgz")],
+                "image": {},
+            }
+            for chart in ISTIO_CHARTS
+        ),
     ]
     for name, ref in IMAGES.items():
         items.append(
@@ -145,6 +162,7 @@ def _inventory(tmp_path: Path, bundle: Path) -> Path:
             "cluster_node_ip": f"10.9.9.{10 + i}",
             "canarylab_test_facts": facts,
             "cluster_bundle_dir": str(bundle) if offline else "",
+            **HOST_VARS.get(name, {}),
         }
         for i, (name, (facts, offline)) in enumerate(HOSTS.items())
     }
@@ -190,6 +208,14 @@ RESOLVED = [
     "metallb_chart_ref",
     "metallb_release_values",
     "metallb_available_images",
+    "istio_offline_charts",
+    "istio_chart_refs",
+    "istio_chart_version",
+    "istio_proxy",
+    "istio_proxy_image",
+    "istio_available_images",
+    "istio_istiod_release_values",
+    "istio_gateway_release_values",
 ]
 TEMPLATES = {
     "init": "roles/kubeadm_control_plane/templates/init.yaml.j2",
@@ -208,6 +234,7 @@ CLUSTER_ROLES = [
     "flannel",
     "kubeadm_join",
     "metallb",
+    "istio",
 ]
 
 
@@ -564,3 +591,59 @@ def test_a_missing_or_partial_bundle_is_refused_with_what_to_run(
     messages = " ".join(re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', result.stdout))
     assert says in messages, messages
     assert "canarylab bundle build" in messages
+
+
+# --- Istio: the bundle's charts and images; vanilla Envoy's settings follow bundle_istio_proxy -----
+
+VANILLA_ENV = {"PILOT_ENABLE_METADATA_EXCHANGE": "false", "PILOT_ENABLE_ALPN_FILTER": "false"}
+
+
+@pytest.mark.parametrize("host", ["vm-upstream", "ct-upstream"])
+def test_istio_without_a_bundle_is_the_vm_labs(resolved: dict[str, dict[str, Any]], host: str) -> None:
+    r = resolved[host]
+    assert r["istio_offline_charts"] is False
+    assert r["istio_chart_refs"] == {"base": "base", "istiod": "istiod", "gateway": "gateway"}
+    assert r["istio_chart_version"] == PINS["istio_version"]
+    assert r["istio_proxy"] == "istio-proxy"
+    values = r["istio_istiod_release_values"]
+    # Istio's own images and filters, as before the container lab
+    assert "hub" not in values["global"] and "telemetry" not in values
+    assert values["pilot"]["env"] == {}
+    assert "defaultProviders" not in values["meshConfig"]
+    assert "imagePullPolicy" not in r["istio_gateway_release_values"]
+
+
+def test_istio_from_a_bundle_runs_its_images_with_vanilla_envoys_settings(
+    resolved: dict[str, dict[str, Any]],
+) -> None:
+    r = resolved["ct-offline"]
+    version = PINS["bundle_istio_chart_version"]
+    assert r["istio_offline_charts"] is True
+    assert r["istio_chart_version"] == version
+    assert r["istio_chart_refs"] == {c: f"/var/cache/canarylab/istio/{c}-{version}.tgz" for c in ISTIO_CHARTS}
+    assert r["istio_proxy"] == PINS["bundle_istio_proxy"] == "envoy"
+    assert r["istio_proxy_image"] == IMAGES["image-istio-proxyv2"]
+    assert r["istio_proxy_image"] in r["istio_available_images"]
+    values = r["istio_istiod_release_values"]
+    assert values["global"]["hub"] == PINS["bundle_istio_image_hub"]
+    assert values["global"]["tag"] == PINS["bundle_istio_image_tag"]
+    assert values["global"]["imagePullPolicy"] == "Never"
+    assert values["pilot"]["env"] == VANILLA_ENV
+    assert values["telemetry"] == {"enabled": False}
+    assert values["meshConfig"]["defaultProviders"] == {"metrics": []}
+    # the role's own settings survive the merge
+    assert values["meshConfig"]["accessLogFile"] == "/dev/stdout"
+    assert values["pilot"]["autoscaleEnabled"] is False
+    gateway = r["istio_gateway_release_values"]
+    assert gateway["imagePullPolicy"] == "Never"
+    assert gateway["service"]["annotations"] == {"metallb.universe.tf/loadBalancerIPs": "192.168.56.200"}
+
+
+def test_istio_proxy_pinned_to_istios_own_keeps_every_filter(resolved: dict[str, dict[str, Any]]) -> None:
+    r = resolved["ct-offline-istio-proxy"]
+    assert r["istio_offline_charts"] is True  # still the bundle's charts and images
+    assert r["istio_proxy"] == "istio-proxy"
+    values = r["istio_istiod_release_values"]
+    assert values["pilot"]["env"] == {}
+    assert "telemetry" not in values
+    assert "defaultProviders" not in values["meshConfig"]
