@@ -72,6 +72,32 @@ class Builder(Protocol):
         ...
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a plain ``=`` is the string "=", as in YAML 1.2 and to kubectl.
+
+    PyYAML follows YAML 1.1, which makes ``=`` the "value" key type and then has no
+    constructor for it: the CRDs of prometheus-operator list ``=`` among a matcher's enum values.
+    """
+
+
+def _plain_string(loader: _Yaml12Loader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:value", _plain_string)
+
+
+def yaml_to_json(src: Path, dest: Path) -> None:
+    """A multi-document YAML file as one JSON list of its documents (empty ones dropped).
+
+    For Ansible, whose ``from_yaml_all`` (PyYAML, YAML 1.1) cannot read every manifest kubectl can.
+    """
+    with src.open() as f:
+        docs = [d for d in yaml.load_all(f, Loader=_Yaml12Loader) if d]
+    dest.write_text(json.dumps(docs))
+
+
 def base_image() -> str:
     return os.environ.get("CANARYLAB_BASE_IMAGE") or DEFAULT_BASE_IMAGE
 
@@ -226,7 +252,10 @@ class RealBuilder:
         if item.extract:
             mod_dir = self._module_dir(item, item.source.partition(":")[0], log, src)
             for member, name in item.extract:
-                shutil.copyfile(mod_dir / member, out / name)
+                if name.endswith(".json") and member.endswith((".yaml", ".yml")):
+                    yaml_to_json(mod_dir / member, out / name)
+                else:
+                    shutil.copyfile(mod_dir / member, out / name)
                 (out / name).chmod(0o644)  # the module cache's files are read-only
                 extracted.append(name)
         shutil.rmtree(src)

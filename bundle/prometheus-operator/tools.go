@@ -1,0 +1,10 @@
+//go:build tools
+
+// Package tools names the commands canarylab's offline bundle builds from this
+// scratch module, so that `go mod tidy` keeps their dependencies.  Never compiled.
+package tools
+
+import (
+	_ "github.com/prometheus-operator/prometheus-operator/cmd/operator"
+	_ "github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader"
+)
