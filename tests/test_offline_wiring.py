@@ -216,12 +216,16 @@ RESOLVED = [
     "istio_available_images",
     "istio_istiod_release_values",
     "istio_gateway_release_values",
+    "monitoring_method",
+    "monitoring_prometheus_image",
 ]
 TEMPLATES = {
     "init": "roles/kubeadm_control_plane/templates/init.yaml.j2",
     "join": "roles/kubeadm_join/templates/join.yaml.j2",
     "flannel": "roles/flannel/templates/kube-flannel.yml.j2",
     "containerd_v2": "roles/containerd/templates/config.toml.j2",
+    "prometheus": "roles/monitoring/templates/prometheus.yml.j2",
+    "kube_prometheus_stack": "roles/monitoring/templates/values.yml.j2",
 }
 CLUSTER_ROLES = [
     "cluster",
@@ -234,7 +238,9 @@ CLUSTER_ROLES = [
     "flannel",
     "kubeadm_join",
     "metallb",
+    "canarylab",
     "istio",
+    "monitoring",
 ]
 
 
@@ -607,7 +613,8 @@ def test_istio_without_a_bundle_is_the_vm_labs(resolved: dict[str, dict[str, Any
     assert r["istio_proxy"] == "istio-proxy"
     values = r["istio_istiod_release_values"]
     # Istio's own images and filters, as before the container lab
-    assert "hub" not in values["global"] and "telemetry" not in values
+    assert "hub" not in values["global"]
+    assert "telemetry" not in values
     assert values["pilot"]["env"] == {}
     assert "defaultProviders" not in values["meshConfig"]
     assert "imagePullPolicy" not in r["istio_gateway_release_values"]
@@ -636,7 +643,8 @@ def test_istio_from_a_bundle_runs_its_images_with_vanilla_envoys_settings(
     assert values["pilot"]["autoscaleEnabled"] is False
     gateway = r["istio_gateway_release_values"]
     assert gateway["imagePullPolicy"] == "Never"
-    assert gateway["service"]["annotations"] == {"metallb.universe.tf/loadBalancerIPs": "192.168.56.200"}
+    # the first address of the inventory's pool (roles/canarylab)
+    assert gateway["service"]["annotations"] == {"metallb.universe.tf/loadBalancerIPs": "10.9.9.200"}
 
 
 def test_istio_proxy_pinned_to_istios_own_keeps_every_filter(resolved: dict[str, dict[str, Any]]) -> None:
@@ -647,3 +655,104 @@ def test_istio_proxy_pinned_to_istios_own_keeps_every_filter(resolved: dict[str,
     assert values["pilot"]["env"] == {}
     assert "telemetry" not in values
     assert "defaultProviders" not in values["meshConfig"]
+
+
+# --- monitoring: kube-prometheus-stack upstream, the bundle's operator offline, selecting alike -----
+
+
+def test_monitoring_follows_the_bundle(resolved: dict[str, dict[str, Any]]) -> None:
+    assert resolved["vm-upstream"]["monitoring_method"] == "kube-prometheus-stack"
+    assert resolved["ct-upstream"]["monitoring_method"] == "kube-prometheus-stack"
+    assert resolved["ct-offline"]["monitoring_method"] == "operator"
+    assert resolved["ct-offline"]["monitoring_prometheus_image"] == (
+        f"quay.io/prometheus/prometheus:v{PINS['bundle_prometheus_version']}"
+    )
+
+
+def kube_prometheus_stack_selectors(spec: dict[str, Any], release: str) -> dict[str, Any]:
+    """The selectors kube-prometheus-stack gives its Prometheus from ``prometheusSpec`` values.
+
+    Its values.yaml says it: with ``<kind>SelectorNilUsesHelmValues`` true (the default), a nil
+    or {} ``<kind>Selector`` becomes ``matchLabels: {release: <release name>}``; false, the
+    selector as given, {} when empty.  A namespace selector is the given one, or {}, which the
+    operator reads as the Prometheus's own namespace only when it is null and as every
+    namespace when it is {}.  (The chart is not reachable here, so this is its documented
+    logic, not a rendering of it.)
+    """
+    out: dict[str, Any] = {}
+    for kind in ("serviceMonitor", "podMonitor", "probe", "scrapeConfig", "rule"):
+        given = spec.get(f"{kind}Selector") or {}
+        nil_uses_helm = spec.get(f"{kind}SelectorNilUsesHelmValues", True)
+        out[f"{kind}Selector"] = given or ({"matchLabels": {"release": release}} if nil_uses_helm else {})
+        out[f"{kind}NamespaceSelector"] = spec.get(f"{kind}NamespaceSelector", {})
+    return out
+
+
+def label_selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Kubernetes' LabelSelector: None selects nothing, {} everything; matchLabels and matchExpressions."""
+    if selector is None:
+        return False
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+SELECTOR_OF = {"ServiceMonitor": "serviceMonitor", "PodMonitor": "podMonitor", "PrometheusRule": "rule"}
+
+
+def selected(
+    prometheus: dict[str, Any], objects: list[dict[str, Any]], namespace_labels: dict[str, str]
+) -> set[str]:
+    """The monitoring objects a Prometheus spec picks up, as the operator selects them."""
+    out = set()
+    for obj in objects:
+        kind = SELECTOR_OF.get(obj["kind"])
+        if kind is None:
+            continue
+        labels = obj["metadata"].get("labels") or {}
+        if label_selector_matches(prometheus.get(f"{kind}Selector"), labels) and label_selector_matches(
+            prometheus.get(f"{kind}NamespaceSelector"), namespace_labels
+        ):
+            out.add(f"{obj['kind']}/{obj['metadata']['name']}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def chart_objects() -> list[dict[str, Any]]:
+    helm = ROOT / ".cache" / "bin" / "helm"
+    out = subprocess.run(
+        [str(helm), "template", "canarylab", str(ROOT / "charts" / "canarylab"), "--namespace", "canarylab"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_both_prometheuses_select_every_monitoring_object_of_the_chart(
+    resolved: dict[str, dict[str, Any]], chart_objects: list[dict[str, Any]]
+) -> None:
+    wanted = {f"{o['kind']}/{o['metadata']['name']}" for o in chart_objects if o["kind"] in SELECTOR_OF}
+    assert len([w for w in wanted if w.startswith("ServiceMonitor/")]) >= 2, wanted
+    assert any(w.startswith("PrometheusRule/") for w in wanted), wanted
+    namespace = {"kubernetes.io/metadata.name": "canarylab", "istio-injection": "enabled"}
+    operator = _docs(resolved["ct-offline"]["rendered"]["prometheus"])["Prometheus"]["spec"]
+    values = yaml.safe_load(resolved["vm-upstream"]["rendered"]["kube_prometheus_stack"])
+    stack = kube_prometheus_stack_selectors(values["prometheus"]["prometheusSpec"], "kube-prometheus-stack")
+    assert selected(operator, chart_objects, namespace) == wanted
+    assert selected(stack, chart_objects, namespace) == wanted
+    # the same selectors, field for field
+    assert {k: v for k, v in operator.items() if k.endswith("Selector")} == stack
+    # and the check can tell: kube-prometheus-stack's default (the release-label trap) picks none
+    trapped = kube_prometheus_stack_selectors({}, "kube-prometheus-stack")
+    assert selected(trapped, chart_objects, namespace) == set()
