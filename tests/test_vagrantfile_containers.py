@@ -171,7 +171,7 @@ def test_container_inventory(tmp_path: Path) -> None:
         assert node["cluster_node_ip"] == f"10.123.0.{10 + i}"
         assert "ansible_ssh_private_key_file" not in node
         assert node["cluster_bundle_dir"] == str(cache / "bundle")
-        assert node["canarylab_site_layers"] == ["cluster", "mesh"]
+        assert node["canarylab_site_layers"] == ["cluster", "mesh", "monitoring", "app"]
         assert node["cluster_loadbalancer_range"] == "10.123.0.200-10.123.0.220"
     assert hostvars["localhost"]["ansible_connection"] == "local"
 

@@ -1,9 +1,10 @@
-"""The lab's cluster, for real, on container nodes: issue #13's acceptance, in CI.
+"""The lab, for real, on container nodes: issue #13's acceptance and issue #14's layers, in CI.
 
 `canarylab up --nodes containers` builds (or finds cached) the offline bundle and
 the node image, starts the nodes through Vagrant's docker provider (podman behind
 it) on a network of the test's own, and provisions them with playbooks/site.yml
-(the cluster layer: the container lab's inventory sets canarylab_site_layers).
+(the layers the container lab's inventory names in canarylab_site_layers: the
+cluster, Istio, monitoring and the app).
 Then `tests/lab` runs against it with none of its checks skipped, and a second
 site.yml run must report changed=0 on every host.  The figures (phases, memory,
 the recap) are printed; run with -s to see them as they come.
