@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from .kube import Kube
-from .test_traffic import PORT, SERVER, _delete_namespace, _etcd_image, _wait_ready, server_pod, service
+from .test_traffic import PORT, SERVER, _etcd_image, _wait_ready, scratch_namespace, server_pod, service
 
 ISTIO_NAMESPACE = "istio-system"
 GATEWAY_NAMESPACE = "istio-ingress"
@@ -93,21 +92,9 @@ def envoy_updates(kube: Kube, namespace: str, pod: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def mesh_namespace(kube: Kube) -> Iterator[str]:
-    name = f"canarylab-lab-mesh-{secrets.token_hex(3)}"
-    try:
-        kube.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": name,
-                    "labels": {"canarylab.io/lab-test": "mesh", "istio-injection": "enabled"},
-                },
-            }
-        )
+    """A namespace of the test's own, labelled for sidecar injection."""
+    with scratch_namespace(kube, "mesh", {"istio-injection": "enabled"}) as name:
         yield name
-    finally:
-        _delete_namespace(kube, name)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +194,7 @@ def _delete_namespace(kube: Kube, namespace: str) -> None:
     rc, out = kube.attempt(
         "delete", "namespace", namespace, "--ignore-not-found", "--wait=true", f"--timeout={DELETE_TIMEOUT}s"
     )
-    print(f"traffic: namespace {namespace} deleted in {time.monotonic() - started:.1f} s (rc {rc})")
+    print(f"lab: namespace {namespace} deleted in {time.monotonic() - started:.1f} s (rc {rc})")
     assert rc == 0, f"could not delete namespace {namespace}: {out}"
 
 
@@ -206,21 +207,23 @@ def _wait_ready(kube: Kube, namespace: str, pod: str) -> None:
         pytest.fail(f"pod {pod} not Ready within {READY_TIMEOUT} s: {out}\n{described}")
 
 
-@pytest.fixture(scope="module")
-def namespace(kube: Kube) -> Iterator[str]:
-    """A fresh namespace for the module's tests, deleted after them whatever happened."""
-    name = f"canarylab-lab-test-{secrets.token_hex(3)}"
+@contextmanager
+def scratch_namespace(kube: Kube, purpose: str, labels: dict[str, str] | None = None) -> Iterator[str]:
+    """A fresh namespace ``canarylab-lab-<purpose>-<hex>``, deleted after it whatever happened."""
+    name = f"canarylab-lab-{purpose}-{secrets.token_hex(3)}"
+    metadata = {"name": name, "labels": {"canarylab.io/lab-test": purpose, **(labels or {})}}
     try:
-        kube.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": name, "labels": {"canarylab.io/lab-test": "traffic"}},
-            }
-        )
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
         yield name
     finally:
         _delete_namespace(kube, name)
+
+
+@pytest.fixture(scope="module")
+def namespace(kube: Kube) -> Iterator[str]:
+    """A fresh namespace for the module's tests, deleted after them whatever happened."""
+    with scratch_namespace(kube, "traffic") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
