@@ -237,6 +237,7 @@ def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
     operator = _v(_pin(pins, "prometheus_operator_module_version"))
     prometheus = _v(_pin(pins, "bundle_prometheus_version"))
     prometheus_module = _pin(pins, "bundle_prometheus_module_version")
+    standin = _pin(pins, "bundle_grafana_standin_version")
     k8s_flags = kubernetes_ldflags(k8s)
     istio_flags = istio_ldflags(istio_tag)
 
@@ -389,6 +390,18 @@ def bundle_items(pins: dict[str, Any], arch: str | None = None) -> list[Item]:
             ),
         ),
     ]
+
+    # Not Grafana: the project's stand-in of its HTTP API, a script of the image's own directory.
+    items.append(
+        Item(
+            "image-grafana-standin",
+            "image",
+            standin,
+            f"canarylab:{IMAGES_DIR / 'grafana-standin'}",
+            IMAGES_DIR / "grafana-standin",
+            image=f"localhost/canarylab/grafana-standin:{standin}",
+        )
+    )
 
     def image(name: str, ref: str, *inputs: ImageInput) -> Item:
         src = next(i for i in items if i.name == inputs[0].item)
