@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from ansible_tasks import json_playbook_env
+from grafana_standin_loader import load as load_grafana_standin
 
 pytestmark = pytest.mark.static
 
@@ -218,6 +219,8 @@ RESOLVED = [
     "istio_gateway_release_values",
     "monitoring_method",
     "monitoring_prometheus_image",
+    "monitoring_grafana_ip",
+    "canarylab_loadbalancer_base",
 ]
 TEMPLATES = {
     "init": "roles/kubeadm_control_plane/templates/init.yaml.j2",
@@ -226,6 +229,7 @@ TEMPLATES = {
     "containerd_v2": "roles/containerd/templates/config.toml.j2",
     "prometheus": "roles/monitoring/templates/prometheus.yml.j2",
     "kube_prometheus_stack": "roles/monitoring/templates/values.yml.j2",
+    "grafana_standin": "roles/monitoring/templates/grafana-standin.yml.j2",
 }
 CLUSTER_ROLES = [
     "cluster",
@@ -756,3 +760,81 @@ def test_both_prometheuses_select_every_monitoring_object_of_the_chart(
     # and the check can tell: kube-prometheus-stack's default (the release-label trap) picks none
     trapped = kube_prometheus_stack_selectors({}, "kube-prometheus-stack")
     assert selected(trapped, chart_objects, namespace) == set()
+
+
+# --- Grafana: kube-prometheus-stack's upstream, the stand-in of its API offline, wired alike ------
+
+
+def test_the_grafana_standin_finds_the_charts_dashboard_as_the_stacks_sidecar_would(
+    resolved: dict[str, dict[str, Any]], chart_objects: list[dict[str, Any]]
+) -> None:
+    standin = load_grafana_standin()
+    docs = _docs(resolved["ct-offline"]["rendered"]["grafana_standin"])
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value", "(secret)") for e in container["env"]}
+    assert (
+        container["image"] == f"localhost/canarylab/grafana-standin:{PINS['bundle_grafana_standin_version']}"
+    )
+    assert {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"] if "valueFrom" in e
+    } == {
+        "GF_SECURITY_ADMIN_USER": "admin-user",
+        "GF_SECURITY_ADMIN_PASSWORD": "admin-password",
+    }
+    sidecar = yaml.safe_load(resolved["vm-upstream"]["rendered"]["kube_prometheus_stack"])["grafana"][
+        "sidecar"
+    ]
+    stack = sidecar["dashboards"]
+    # the stand-in's sidecar settings are kube-prometheus-stack's, value for value
+    assert (env["LABEL"], env["LABEL_VALUE"], env["FOLDER_ANNOTATION"]) == (
+        stack["label"],
+        stack["labelValue"],
+        stack["folderAnnotation"],
+    )
+    assert stack["searchNamespace"] == "ALL"
+    # and it imports the chart's dashboard ConfigMap into the chart's folder, its datasource resolved
+    datasources = json.loads(docs["ConfigMap"]["data"]["datasources.yaml"])["datasources"]
+    state = standin.State(datasources=datasources)
+    settings = standin.Settings(
+        admin_user="a",
+        admin_password="b",
+        label=env["LABEL"],
+        label_value=env["LABEL_VALUE"],
+        folder_annotation=env["FOLDER_ANNOTATION"],
+    )
+    configmaps = [
+        (
+            o["metadata"].get("namespace", "canarylab"),
+            o["metadata"]["name"],
+            o["metadata"].get("labels") or {},
+            o["metadata"].get("annotations") or {},
+            o.get("data") or {},
+        )
+        for o in chart_objects
+        if o["kind"] == "ConfigMap"
+    ]
+    state.sync(configmaps, settings)
+    assert state.rejected == {}
+    chart_dashboard = json.loads(
+        (ROOT / "charts" / "canarylab" / "dashboards" / "canarylab-latency.json").read_text()
+    )
+    [imported] = state.dashboards.values()
+    assert imported["dashboard"]["uid"] == chart_dashboard["uid"]
+    assert state.folders[imported["folder_uid"]] == "canarylab"
+    # the datasource is kube-prometheus-stack's default, at the operator method's Prometheus Service
+    [ds] = datasources
+    assert (ds["name"], ds["uid"], ds["type"], ds["isDefault"]) == (
+        "Prometheus",
+        "prometheus",
+        "prometheus",
+        True,
+    )
+    service = _docs(resolved["ct-offline"]["rendered"]["prometheus"])["Service"]
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    assert ds["url"] == f"http://{name}.{namespace}:{service['spec']['ports'][0]['port']}/"
+    # on Grafana's fixed address, port 80, as kube-prometheus-stack's Grafana Service
+    svc = docs["Service"]
+    grafana_ip = resolved["ct-offline"]["monitoring_grafana_ip"]
+    assert grafana_ip.startswith(resolved["ct-offline"]["canarylab_loadbalancer_base"] + ".")
+    assert svc["metadata"]["annotations"]["metallb.universe.tf/loadBalancerIPs"] == grafana_ip
+    assert svc["spec"]["ports"][0]["port"] == 80
