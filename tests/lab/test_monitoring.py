@@ -33,13 +33,18 @@ def layers(lab_vars: dict[str, Any]) -> list[str]:
     return found
 
 
+def pool_address(lab_vars: dict[str, Any], offset: int) -> ipaddress.IPv4Address:
+    """The MetalLB pool's address ``offset`` after its first (gateway 0, Grafana 1, Prometheus 2)."""
+    first = ipaddress.IPv4Address(re.split(r"\s*[-/]", lab_vars["cluster_loadbalancer_range"].strip())[0])
+    ip = first + offset
+    assert ip in ipaddress.ip_network(lab_vars["cluster_private_network"])
+    return ip
+
+
 @pytest.fixture(scope="module")
 def prometheus(lab_vars: dict[str, Any], layers: list[str]) -> str:
     """Prometheus's URL: the third address of the MetalLB pool (roles/canarylab)."""
-    first = ipaddress.IPv4Address(re.split(r"\s*[-/]", lab_vars["cluster_loadbalancer_range"].strip())[0])
-    ip = first + 2
-    assert ip in ipaddress.ip_network(lab_vars["cluster_private_network"])
-    return f"http://{ip}:9090"
+    return f"http://{pool_address(lab_vars, 2)}:9090"
 
 
 def get_json(url: str) -> Any:
