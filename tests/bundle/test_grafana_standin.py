@@ -33,12 +33,16 @@ standin = load()
 
 class _Prometheus(BaseHTTPRequestHandler):
     seen: list[str] = []  # noqa: RUF012 - the class is the test's recorder
+    #: a query for /slow waits for this (the test sets it)
+    release = threading.Event()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
         _Prometheus.seen.append(self.path)
+        if self.path.startswith("/slow"):
+            _Prometheus.release.wait(30)
         data = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
@@ -191,3 +195,25 @@ def test_settings_refuse_to_start_without_credentials() -> None:
         {"GF_SECURITY_ADMIN_USER": "a", "GF_SECURITY_ADMIN_PASSWORD": "b", "LABEL": "x", "PORT": "3001"}
     )
     assert (got.label, got.port, got.label_value) == ("x", 3001, "1")
+
+
+def test_a_slow_datasource_query_holds_up_nothing_else(lab: Any) -> None:
+    _, _, url, _ = lab
+    _Prometheus.release.clear()
+    slow: list[int] = []
+    proxied = threading.Thread(
+        target=lambda: slow.append(_get(url, "/api/datasources/proxy/uid/prometheus/slow").status_code)
+    )
+    proxied.start()
+    try:
+        while "/slow" not in _Prometheus.seen:  # the proxied query is at the datasource now
+            proxied.join(0.05)
+            assert proxied.is_alive()
+        # while it waits there, the rest of the API answers (a held lock would block it)
+        assert _get(url, "/api/search").status_code == 200
+        assert _client(url).annotate("during a slow query", ["canarylab"], 1) > 0
+        assert slow == []
+    finally:
+        _Prometheus.release.set()
+        proxied.join(30)
+    assert slow == [200]

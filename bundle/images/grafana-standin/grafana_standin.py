@@ -257,7 +257,9 @@ def make_handler(state: State, settings: Settings) -> type[BaseHTTPRequestHandle
             print(f"{NAME}: {self.command} {self.path} -> {format % args}", file=sys.stderr, flush=True)
 
         def reply(self, code: int, body: object) -> None:
-            data = json.dumps(body).encode()
+            self.send(code, json.dumps(body).encode())
+
+        def send(self, code: int, data: bytes) -> None:
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -285,10 +287,15 @@ def make_handler(state: State, settings: Settings) -> type[BaseHTTPRequestHandle
                 return
             if not self.authorized():
                 return
+            parts = path.split("/")
+            if path.startswith("/api/datasources/proxy/uid/") and len(parts) >= 6:
+                # outside the lock: a slow query must not hold up the rest of the API
+                self.proxy(parts[5], "/".join(parts[6:]), url.query)
+                return
             with state.lock:
-                self.get(path, query, url.query)
+                self.get(path, query)
 
-        def get(self, path: str, query: dict[str, list[str]], raw_query: str) -> None:
+        def get(self, path: str, query: dict[str, list[str]]) -> None:
             parts = path.split("/")
             if path == "/api/folders":
                 self.reply(200, [{"uid": u, "title": t} for u, t in state.folders.items()])
@@ -307,8 +314,6 @@ def make_handler(state: State, settings: Settings) -> type[BaseHTTPRequestHandle
             elif path.startswith("/api/datasources/uid/") and len(parts) == 5:
                 ds = next((d for d in state.datasources if d["uid"] == parts[4]), None)
                 self.reply(*((200, ds) if ds else (404, NOT_FOUND)))
-            elif path.startswith("/api/datasources/proxy/uid/") and len(parts) >= 6:
-                self.proxy(parts[5], "/".join(parts[6:]), raw_query)
             elif path == "/api/annotations":
                 tags = set(query.get("tags") or [])
                 self.reply(200, [a for a in state.annotations if tags <= set(a["tags"])])
@@ -363,11 +368,7 @@ def make_handler(state: State, settings: Settings) -> type[BaseHTTPRequestHandle
             except OSError as err:
                 self.reply(502, {"message": f"datasource {uid} at {ds['url']} unreachable: {err}"})
                 return
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send(code, data)
 
         def do_POST(self) -> None:
             path = urllib.parse.urlsplit(self.path).path.rstrip("/")
