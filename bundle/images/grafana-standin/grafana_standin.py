@@ -30,6 +30,7 @@ import base64
 import hmac
 import json
 import os
+import signal
 import ssl
 import sys
 import threading
@@ -449,6 +450,9 @@ def main() -> None:
     kube = Kubernetes()
     threading.Thread(target=sidecar, args=(state, settings, kube.configmaps), daemon=True).start()
     server = ThreadingHTTPServer(("", settings.port), make_handler(state, settings))
+    # PID 1 of its container gets no default signal handling: stop at once on SIGTERM, not at
+    # the end of the pod's grace period
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     print(f"{NAME}: serving Grafana's API subset on :{settings.port}", flush=True)
     server.serve_forever()
 
