@@ -196,6 +196,7 @@ RESOLVED = [
     "kubeadm_control_plane_image_pull_policy",
     "kubeadm_control_plane_kube_proxy_conntrack_max_per_core",
     "kubeadm_control_plane_kubelet_fail_swap_on",
+    "kubeadm_control_plane_kubelet_disk_management",
     "kubeadm_control_plane_coredns_forward",
     "kubeadm_join_image_pull_policy",
     "helm_install_method",
@@ -457,6 +458,7 @@ CONTAINER_ONLY = {
     "containerd_restrict_oom_score_adj": (True, False),
     "kubeadm_control_plane_kube_proxy_conntrack_max_per_core": (0, ""),
     "kubeadm_control_plane_kubelet_fail_swap_on": (False, True),
+    "kubeadm_control_plane_kubelet_disk_management": (False, True),
     # no default route on the container nodes: no upstream DNS
     "kubeadm_control_plane_coredns_forward": (False, True),
 }
@@ -477,6 +479,14 @@ def test_a_container_renders_its_settings(resolved: dict[str, dict[str, Any]], h
     rendered = resolved[host]["rendered"]
     init = _docs(rendered["init"])
     assert init["KubeletConfiguration"]["failSwapOn"] is False
+    # the host's disk is not the node's to clean: no image GC, no disk-pressure eviction
+    assert init["KubeletConfiguration"]["imageGCHighThresholdPercent"] == 100
+    assert init["KubeletConfiguration"]["evictionHard"] == {
+        "memory.available": "100Mi",
+        "nodefs.available": "0%",
+        "nodefs.inodesFree": "0%",
+        "imagefs.available": "0%",
+    }
     assert init["KubeProxyConfiguration"]["apiVersion"] == "kubeproxy.config.k8s.io/v1alpha1"
     assert init["KubeProxyConfiguration"]["mode"] == "iptables"
     assert init["KubeProxyConfiguration"]["conntrack"] == {"maxPerCore": 0}
@@ -489,6 +499,8 @@ def test_a_vm_renders_none_of_them(resolved: dict[str, dict[str, Any]], host: st
     init = _docs(rendered["init"])
     assert "KubeProxyConfiguration" not in init
     assert "failSwapOn" not in init["KubeletConfiguration"]
+    assert "imageGCHighThresholdPercent" not in init["KubeletConfiguration"]
+    assert "evictionHard" not in init["KubeletConfiguration"]
     assert "restrict_oom_score_adj" not in rendered["containerd_v2"]
 
 
