@@ -1,8 +1,9 @@
-"""A live lab, after `vagrant up`: nodes, kubelet node IPs, flannel, MetalLB."""
+"""A live lab, after `vagrant up`: nodes, the kubelets (node IPs, disk, pressure), flannel, MetalLB."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 from .conftest import ROOT, lab_host, node_ip
@@ -38,6 +39,64 @@ def test_kubelet_runs_with_the_node_ip(nodes: dict[str, Any]) -> None:
         assert host.service("kubelet").is_running, name
         cmdline = host.check_output("cat /proc/$(pgrep -xo kubelet)/cmdline | tr '\\0' ' '")
         assert f"--node-ip={node_ip(nodes, name)}" in cmdline, name
+
+
+#: The kubelet's disk signals (evictionHard) and what a node that is a container sets them to.
+DISK_SIGNALS = ("nodefs.available", "nodefs.inodesFree", "imagefs.available")
+#: Events of a kubelet that came under pressure or reclaimed resources (images, pods evicted).
+RECLAIM_REASONS = {
+    "NodeHasDiskPressure",
+    "NodeHasInsufficientMemory",
+    "NodeHasInsufficientPID",
+    "EvictionThresholdMet",
+    "Evicted",
+    "FreeDiskSpaceFailed",
+    "ImageGCFailed",
+}
+
+
+def _in_container(name: str) -> bool:
+    return int(lab_host(name).run("systemd-detect-virt --container --quiet").rc) == 0
+
+
+def test_the_kubelet_manages_disk_only_where_the_disk_is_the_nodes(
+    kubectl: Any, nodes: dict[str, Any]
+) -> None:
+    """A container node's disk is the host's: the kubelet must neither delete images nor evict for it."""
+    for name in nodes:
+        config = json.loads(kubectl(f"get --raw /api/v1/nodes/{name}/proxy/configz"))["kubeletconfig"]
+        hard = config["evictionHard"]
+        if _in_container(name):
+            assert config["imageGCHighThresholdPercent"] == 100, name
+            assert {s: hard.get(s) for s in DISK_SIGNALS} == dict.fromkeys(DISK_SIGNALS, "0%"), name
+        else:
+            assert config["imageGCHighThresholdPercent"] == 85, name
+            assert {s: hard.get(s) for s in DISK_SIGNALS} == {
+                "nodefs.available": "10%",
+                "nodefs.inodesFree": "5%",
+                "imagefs.available": "15%",
+            }, name
+        assert hard.get("memory.available") == "100Mi", name
+
+
+def test_no_node_came_under_pressure_and_nothing_was_reclaimed(kubectl: Any) -> None:
+    for n in kubectl("get nodes -o json")["items"]:
+        pressure = [
+            c["type"]
+            for c in n["status"]["conditions"]
+            if c["type"].endswith("Pressure") and c["status"] != "False"
+        ]
+        assert pressure == [], f"{n['metadata']['name']} is under {pressure}"
+    events = kubectl("get events --all-namespaces -o json")["items"]
+    reclaimed = [
+        f"{e['involvedObject'].get('namespace', '')}/{e['involvedObject']['name']}: "
+        f"{e['reason']}: {e.get('message', '')}"
+        for e in events
+        if e.get("reason") in RECLAIM_REASONS
+    ]
+    assert reclaimed == [], "the kubelet reclaimed resources (kubectl get events -A):\n" + "\n".join(
+        reclaimed
+    )
 
 
 def test_flannel_uses_each_node_private_ip(kubectl: Any, nodes: dict[str, Any]) -> None:
