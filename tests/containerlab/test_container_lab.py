@@ -132,6 +132,39 @@ def _lab_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+def _changed_tasks(output: str) -> list[str]:
+    """The tasks of an ansible-playbook run that reported changed, as "host: TASK [role : name]"."""
+    task, found = "", []
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.rstrip("* ").strip()
+        elif m := re.match(r"changed: \[(?P<host>[^\]]+)\]", line):
+            found.append(f"{m['host']}: {task}")
+    return found
+
+
+def _show_cluster_state(why: str) -> None:
+    """What a failure needs to be read: the nodes' conditions, pods not running, warnings, the disk."""
+    kubectl = ["podman", "exec", f"{NAME_PREFIX}-controller", "kubectl"]
+    kubectl += ["--kubeconfig", "/etc/kubernetes/admin.conf"]
+    conditions = "NAME:.metadata.name,TYPE:.status.conditions[*].type,STATUS:.status.conditions[*].status"
+    commands = [
+        [*kubectl, "get", "nodes", "-o", f"custom-columns={conditions}"],
+        [*kubectl, "get", "pods", "-A", "--field-selector", "status.phase!=Running", "-o", "wide"],
+        [*kubectl, "get", "events", "-A", "--field-selector", "type=Warning", "--sort-by", ".lastTimestamp"],
+        ["df", "-h", "/", "/var/lib/containers"],
+    ]
+    print(f"\n--- the cluster's state, {why} ---", flush=True)
+    for argv in commands:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            print(f"$ {' '.join(argv)}: no answer in 60 s", flush=True)
+            continue
+        lines = (done.stdout + done.stderr).splitlines()
+        print(f"$ {' '.join(argv)}\n" + "\n".join(lines[-40:]), flush=True)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
@@ -177,6 +210,8 @@ def test_lab_suite_passes_with_nothing_skipped(lab: Lab, tmp_path: Path) -> None
         timeout=20 * 60,
     )
     print(f"tests/lab took {time.monotonic() - began:.0f} s", flush=True)
+    if proc.returncode != 0:
+        _show_cluster_state("after tests/lab failed")
     assert proc.returncode == 0, "tests/lab failed against the container lab (output above)"
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None
@@ -288,6 +323,9 @@ def test_second_site_run_changes_nothing(lab: Lab) -> None:
     print(f"second site.yml run took {time.monotonic() - began:.0f} s", flush=True)
     assert proc.returncode == 0, "the second site.yml run failed (output above)"
     recap = {m["host"]: m.groupdict() for m in RECAP.finditer(proc.stdout)}
+    if proc.returncode != 0 or any(v["changed"] != "0" for v in recap.values()):
+        _show_cluster_state("after a second site.yml run that changed something")
+        print("changed in the second run:\n  " + "\n  ".join(_changed_tasks(proc.stdout)), flush=True)
     print("PLAY RECAP of the second run:\n" + "\n".join(f"  {h}: {v}" for h, v in sorted(recap.items())))
     nodes = {f"{NAME_PREFIX}-controller"} | {f"{NAME_PREFIX}-worker-{i}" for i in range(1, WORKERS + 1)}
     assert nodes <= set(recap)
