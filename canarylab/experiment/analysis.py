@@ -15,6 +15,10 @@ Uncertainty (see docs/experiment.md):
   log ratios of the per-repetition client-side statistics (exact, from
   bombardier), plus each statistic's spread.  This one then decides, because
   it also captures the run-to-run variation that a single run cannot show.
+
+Only the across-repetition interval may PASS (:func:`~canarylab.experiment.verdict.decide`,
+``run_to_run``): with fewer repetitions the within-run intervals give FAIL or
+INCONCLUSIVE at most.
 """
 
 from __future__ import annotations
@@ -56,10 +60,16 @@ from canarylab.experiment.summary import (
     as_statistic,
 )
 from canarylab.experiment.verdict import SeedResult, VariantHealth, decide
-from canarylab.experiment.vocabulary import INVALID, STATISTICS, Statistic, seconds_to_ms
+from canarylab.experiment.vocabulary import (
+    INVALID,
+    MIN_REPETITIONS_TO_PASS,
+    STATISTICS,
+    Statistic,
+    seconds_to_ms,
+)
 
-#: Repetitions from which the across-repetition bootstrap decides.
-MIN_REPETITIONS_ACROSS = 3
+#: Repetitions from which the across-repetition interval decides (and may PASS).
+MIN_REPETITIONS_ACROSS = MIN_REPETITIONS_TO_PASS
 N_BOOT = 2000
 #: Fewer time blocks than this: the block bootstrap has too little to resample.
 MIN_BLOCKS = 5
@@ -273,6 +283,11 @@ class Uncertainty:
     def deciding(self) -> Mapping[str, ChangeEstimate]:
         return self.across or self.within_run
 
+    @property
+    def run_to_run(self) -> bool:
+        """Whether the deciding intervals include run-to-run variation: only then may they PASS."""
+        return bool(self.across)
+
 
 def uncertainty(
     spec: ExperimentSpec,
@@ -438,6 +453,7 @@ def analyse(
         variants=[healths[v] for v in names],
         changes=u.deciding,
         criteria=spec.criteria,
+        run_to_run=u.run_to_run,
         seed=seed,
     )
     figures = {

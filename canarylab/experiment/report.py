@@ -40,6 +40,7 @@ from canarylab.experiment.vocabulary import (
     FAIL,
     INCONCLUSIVE,
     INVALID,
+    MIN_REPETITIONS_TO_PASS,
     MISSING,
     PASS,
     STATISTICS,
@@ -191,7 +192,9 @@ def _comparison(s: Summary) -> list[str]:
         "",
         f"Relative change = {s.candidate} / {s.baseline} − 1 (negative is faster). "
         f"Decided by: {comp.decided_by}. PASS needs every deciding interval at or below "
-        f"−{comp.min_reduction * 100:.0f}%.",
+        f"−{comp.min_reduction * 100:.0f}%, across {MIN_REPETITIONS_TO_PASS} or more repetitions "
+        "(one run's interval cannot see run-to-run variation); FAIL, an interval wholly above 0 "
+        "(slower) or a broken candidate.",
         "",
         f"| statistic | {s.baseline} ms | {s.candidate} ms | change | "
         f"{comp.confidence * 100:.0f}% CI | decides | client-side change |",

@@ -1,17 +1,26 @@
 """The verdict rules: pure functions of the measurements, no I/O.
 
-In order:
+Each verdict means one thing, and its reason says which case it is:
 
-1. INVALID when the measurement itself cannot be trusted: a variant's achieved
-   (offered) rate is more than 5% below target, a variant restarted, a variant
-   could not be reached, the generator sent malformed requests (4xx), or a
-   deciding statistic has no data.
-2. FAIL when the candidate causes more errors (5xx, timeouts) than the budget
-   (1%).  Errors are an outcome, not noise.
+1. INVALID: the measurement broke, so nothing can be said of the candidate: a
+   variant's achieved (offered) rate is more than 5% below target, the baseline
+   broke (restarted, unreachable, malformed-request 4xx answers, errors over the
+   budget: there is nothing sound to compare with), or a deciding statistic has
+   no data.
+2. FAIL, the candidate broke: it restarted, could not be reached, answered 4xx,
+   or caused errors (5xx, timeouts) over the absolute budget (1%) or more often
+   than the baseline beyond chance (Fisher's exact test, one-sided, at the
+   decision's confidence).  Errors are an outcome, not noise.
 3. On the confidence intervals of the relative change (candidate/baseline - 1)
    of every deciding statistic, with threshold -min_reduction:
-   PASS when every interval lies at or below it; FAIL when some interval lies
-   wholly above it (the improvement is ruled out); INCONCLUSIVE otherwise.
+   - FAIL when some interval lies wholly above 0: the candidate is slower;
+   - PASS when every interval lies at or below the threshold *and* the intervals
+     include run-to-run variation (3 or more repetitions): one run's interval
+     cannot see that two processes differ from run to run, so it never passes;
+   - INCONCLUSIVE otherwise, saying which: better beyond the threshold but from
+     one run only; better, but not shown to be min_reduction better; a
+     min_reduction improvement ruled out but not worse; or the interval
+     straddles.  It also says what change this run could have shown.
 
 The seed's criterion (exact max fell by >= 5% in the run) is evaluated and
 reported beside the verdict, and never decides it.
@@ -30,6 +39,7 @@ from canarylab.experiment.vocabulary import (
     FAIL,
     INCONCLUSIVE,
     INVALID,
+    MIN_REPETITIONS_TO_PASS,
     PASS,
     VerdictName,
     format_ms,
@@ -132,25 +142,72 @@ def describe_change(est: ChangeEstimate) -> str:
     return f"{est.statistic} {_pct_na(est.change)} (CI {_pct_na(est.ci_low)} .. {_pct_na(est.ci_high)})"
 
 
-def validity_problems(variants: Sequence[VariantHealth], min_achieved: float) -> list[str]:
-    """Why the measurement cannot be trusted; empty when it can."""
+def _broke(v: VariantHealth) -> list[str]:
+    """How ``v`` broke as a service (restarted, unreachable, 4xx); empty when it did not."""
+    problems: list[str] = []
+    if v.unreachable:
+        problems.append(f"{v.name} could not be reached ({v.unreachable} requests: nobody listening)")
+    if v.restarts:
+        problems.append(f"{v.name} restarted during the run: {'; '.join(v.restarts)}")
+    if v.client_errors:
+        problems.append(f"{v.name} answered {v.client_errors} requests with 4xx (rejected them as malformed)")
+    return problems
+
+
+def validity_problems(variants: Sequence[VariantHealth], min_achieved: float, baseline: str) -> list[str]:
+    """Why the measurement cannot be trusted; empty when it can.
+
+    Only the baseline's own breakage invalidates the run; the candidate's is a FAIL (:func:`decide`).
+    """
     problems: list[str] = []
     for v in variants:
         if v.requests == 0:
             problems.append(f"{v.name}: no requests were sent")
             continue
-        if v.unreachable:
-            problems.append(f"{v.name} could not be reached ({v.unreachable} requests: nobody listening)")
-        if v.restarts:
-            problems.append(f"{v.name} restarted during the run: {'; '.join(v.restarts)}")
-        if v.client_errors:
-            problems.append(f"{v.name}: {v.client_errors} requests were rejected as malformed (4xx)")
+        if v.name == baseline:
+            problems.extend(_broke(v))
         if not math.isfinite(v.achieved_rps) or v.achieved_rps < min_achieved * v.target_rps:
             problems.append(
                 f"{v.name}: the generator achieved {v.achieved_rps:.2f} req/s, more than "
                 f"{(1 - min_achieved):.0%} below the target {v.target_rps:g} req/s"
             )
     return problems
+
+
+def more_errors_p(candidate: VariantHealth, baseline: VariantHealth) -> float:
+    """One-sided p-value of Fisher's exact test that ``candidate`` errs more often than ``baseline``."""
+    from scipy.stats import fisher_exact  # noqa: PLC0415 - scipy.stats takes ~1 s to import
+
+    table = [
+        [candidate.errors, max(candidate.requests - candidate.errors, 0)],
+        [baseline.errors, max(baseline.requests - baseline.errors, 0)],
+    ]
+    return float(fisher_exact(table, alternative="greater").pvalue)
+
+
+def _error_failure(cand: VariantHealth, base: VariantHealth, criteria: CriteriaSpec) -> str | None:
+    """Why the candidate's errors fail it (over the budget, or beyond the baseline's), or None."""
+    if cand.error_ratio > criteria.max_error_ratio:
+        return (
+            f"{cand.name} caused {cand.error_ratio:.1%} errors (5xx/timeouts), "
+            f"over the {criteria.max_error_ratio:.0%} budget"
+        )
+    alpha = 1 - criteria.decide.confidence
+    if cand.errors > 0 and cand.error_ratio > base.error_ratio:
+        p = more_errors_p(cand, base)
+        if p < alpha:
+            return (
+                f"{cand.name} caused more errors than {base.name} beyond chance: "
+                f"{cand.errors}/{cand.requests} against {base.errors}/{base.requests} "
+                f"(Fisher's exact test, one-sided p = {p:.3g} < {alpha:.2g})"
+            )
+    return None
+
+
+def _detectable(est: ChangeEstimate, thr: float) -> str:
+    """The change this interval's width could have shown as a PASS: point + upper half-width <= -thr."""
+    half = est.ci_high - est.change
+    return f"{est.statistic} would have had to fall by {thr + half:.1%} or more"
 
 
 def decide(
@@ -160,10 +217,14 @@ def decide(
     variants: Sequence[VariantHealth],
     changes: Mapping[str, ChangeEstimate],
     criteria: CriteriaSpec,
+    run_to_run: bool,
     seed: SeedResult | None = None,
 ) -> Verdict:
-    """Apply the rules above; see the module docstring."""
-    thr = criteria.decide.min_reduction
+    """Apply the rules above; see the module docstring.
+
+    ``run_to_run``: whether the intervals in ``changes`` include run-to-run variation
+    (the across-repetition interval); without it there is no PASS.
+    """
     by_name = {v.name: v for v in variants}
     budget = {v.name: (v.error_ratio <= criteria.max_error_ratio if v.requests else False) for v in variants}
     details: list[str] = []
@@ -176,7 +237,13 @@ def decide(
     if seed is not None:
         details.append(seed.describe())
 
-    problems = validity_problems(variants, criteria.min_achieved_rate)
+    problems = validity_problems(variants, criteria.min_achieved_rate, baseline)
+    base = by_name.get(baseline)
+    if base is not None and base.requests and not budget[baseline]:
+        problems.append(
+            f"the baseline {baseline} broke: {base.error_ratio:.1%} errors (5xx/timeouts), over the "
+            f"{criteria.max_error_ratio:.0%} budget; there is nothing sound to compare {candidate} with"
+        )
     missing = [
         s
         for s in criteria.decide.statistics
@@ -188,34 +255,60 @@ def decide(
         return Verdict(INVALID, problems[0], tuple(problems + details), budget)
 
     cand = by_name.get(candidate)
-    if cand is not None and not budget[candidate]:
-        reason = (
-            f"{candidate} caused {cand.error_ratio:.1%} errors (5xx/timeouts), "
-            f"over the {criteria.max_error_ratio:.0%} budget"
-        )
-        return Verdict(FAIL, reason, (reason, *details), budget)
+    if cand is not None:
+        broke = _broke(cand)
+        errors = _error_failure(cand, base, criteria) if base is not None else None
+        if broke or errors:
+            reasons = [*broke, *([errors] if errors else [])]
+            reason = f"{candidate} broke: {reasons[0]}"
+            return Verdict(FAIL, reason, (reason, *reasons[1:], *details), budget)
 
     deciding = [changes[s] for s in criteria.decide.statistics]
-    cleared = [e for e in deciding if e.ci_high <= -thr]
-    ruled_out = [e for e in deciding if e.ci_low > -thr]
-    conf = f"{criteria.decide.confidence:.0%}"
-    if len(cleared) == len(deciding):
-        reason = (
-            f"{candidate} beats {baseline} by more than {thr:.0%} beyond the {conf} uncertainty: "
-            + "; ".join(describe_change(e) for e in deciding)
-        )
-        verdict = PASS
-    elif ruled_out:
-        reason = f"a {thr:.0%} reduction is ruled out at {conf}: " + "; ".join(
-            describe_change(e) for e in ruled_out
-        )
-        verdict = FAIL
-    else:
-        open_ = [e for e in deciding if e not in cleared]
-        reason = (
-            f"the {conf} interval straddles -{thr:.0%}: "
-            + "; ".join(describe_change(e) for e in open_)
-            + " (run more repetitions or longer)"
-        )
-        verdict = INCONCLUSIVE
+    verdict, reason = on_intervals(baseline, candidate, deciding, criteria, run_to_run)
     return Verdict(verdict, reason, (reason, *details), budget)
+
+
+def on_intervals(
+    baseline: str,
+    candidate: str,
+    deciding: Sequence[ChangeEstimate],
+    criteria: CriteriaSpec,
+    run_to_run: bool,
+) -> tuple[VerdictName, str]:
+    """Rule 3 of the module docstring: the verdict and its reason from the deciding intervals alone."""
+    thr = criteria.decide.min_reduction
+    conf = f"{criteria.decide.confidence:.0%}"
+    worse = [e for e in deciding if e.ci_low > 0]
+    cleared = [e for e in deciding if e.ci_high <= -thr]
+    if worse:
+        return FAIL, f"{candidate} is slower than {baseline} beyond the {conf} uncertainty: " + "; ".join(
+            describe_change(e) for e in worse
+        )
+    if len(cleared) == len(deciding) and run_to_run:
+        return PASS, (
+            f"{candidate} beats {baseline} by more than {thr:.0%} beyond the {conf} uncertainty, "
+            "run-to-run variation included: " + "; ".join(describe_change(e) for e in deciding)
+        )
+    if len(cleared) == len(deciding):
+        return INCONCLUSIVE, (
+            f"{candidate} beats {baseline} by more than {thr:.0%} within this run "
+            + "; ".join(describe_change(e) for e in deciding)
+            + ", but one run's interval cannot see how two processes differ from run to run: "
+            f"run {MIN_REPETITIONS_TO_PASS} or more repetitions "
+            f"(repetitions: {MIN_REPETITIONS_TO_PASS}) to decide"
+        )
+    open_ = [e for e in deciding if e not in cleared]
+    if all(e.ci_high < 0 for e in open_):
+        case = f"{candidate} is faster, but not shown to be {thr:.0%} faster"
+    elif all(e.ci_low > -thr for e in open_):
+        case = f"a {thr:.0%} reduction is ruled out, but {candidate} is not shown to be slower"
+    else:
+        case = f"the {conf} interval straddles -{thr:.0%}"
+    return INCONCLUSIVE, (
+        f"{case}: "
+        + "; ".join(describe_change(e) for e in open_)
+        + "; with intervals this wide, "
+        + ", ".join(_detectable(e, thr) for e in open_)
+        + " to PASS"
+        + ("" if run_to_run else f" (and {MIN_REPETITIONS_TO_PASS} or more repetitions)")
+    )

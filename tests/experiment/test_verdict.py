@@ -21,6 +21,8 @@ from canarylab.experiment.verdict import (
 )
 
 CRITERIA = CriteriaSpec()
+#: Two deciding statistics, for the rules on "every interval".
+BOTH = replace(CRITERIA, decide=replace(CRITERIA.decide, statistics=("p95", "p99")))
 
 
 def health(name: str, **kw: object) -> VariantHealth:
@@ -32,7 +34,7 @@ def change(stat: str, point: float, lo: float, hi: float) -> ChangeEstimate:
     return ChangeEstimate(stat, 1.0, 1.0 + point, point, lo, hi, 0.95, "synthetic", 1000)
 
 
-CLEAR = {"p95": change("p95", -0.30, -0.35, -0.25), "max": change("max", -0.40, -0.55, -0.20)}
+CLEAR = {"p95": change("p95", -0.30, -0.35, -0.25), "p99": change("p99", -0.40, -0.55, -0.20)}
 
 
 def run(
@@ -41,7 +43,8 @@ def run(
     canary: VariantHealth | None = None,
     changes: dict[str, ChangeEstimate] | None = None,
     seed: SeedResult | None = None,
-    criteria: CriteriaSpec = CRITERIA,
+    criteria: CriteriaSpec = BOTH,
+    run_to_run: bool = True,
 ) -> tuple[str, str]:
     v = decide(
         baseline="stable",
@@ -49,6 +52,7 @@ def run(
         variants=[stable or health("stable"), canary or health("canary")],
         changes=CLEAR if changes is None else changes,
         criteria=criteria,
+        run_to_run=run_to_run,
         seed=seed,
     )
     return v.verdict, v.reason
@@ -58,7 +62,18 @@ def test_pass_when_every_interval_clears_the_threshold() -> None:
     verdict, reason = run()
     assert verdict == PASS
     assert "p95" in reason
-    assert "max" in reason
+    assert "p99" in reason
+    assert "run-to-run variation included" in reason
+
+
+def test_one_run_never_passes_however_clear() -> None:
+    """Within-run intervals cannot see run-to-run variation: at most INCONCLUSIVE (or FAIL)."""
+    verdict, reason = run(run_to_run=False)
+    assert verdict == INCONCLUSIVE
+    assert "within this run" in reason
+    assert "repetitions: 3" in reason
+    slower = {**CLEAR, "p95": change("p95", 0.20, 0.10, 0.30)}
+    assert run(changes=slower, run_to_run=False)[0] == FAIL
 
 
 def test_inconclusive_when_an_interval_straddles_the_threshold() -> None:
@@ -66,6 +81,14 @@ def test_inconclusive_when_an_interval_straddles_the_threshold() -> None:
     assert verdict == INCONCLUSIVE
     assert "straddles" in reason
     assert "p95" in reason
+    # what this run could have shown: -8% + the upper half-width (9%) + the 5% threshold
+    assert "p95 would have had to fall by 14.0% or more to PASS" in reason
+
+
+def test_faster_but_not_shown_to_be_5_percent_faster_is_inconclusive() -> None:
+    verdict, reason = run(changes={**CLEAR, "p95": change("p95", -0.04, -0.07, -0.01)})
+    assert verdict == INCONCLUSIVE
+    assert "faster, but not shown to be 5% faster" in reason
 
 
 def test_interval_touching_the_threshold_from_below_passes() -> None:
@@ -73,11 +96,18 @@ def test_interval_touching_the_threshold_from_below_passes() -> None:
     assert verdict == PASS
 
 
-def test_fail_when_the_improvement_is_ruled_out() -> None:
-    verdict, reason = run(changes={**CLEAR, "max": change("max", 0.01, -0.03, 0.05)})
+def test_a_ruled_out_improvement_that_is_not_slower_is_inconclusive_not_fail() -> None:
+    verdict, reason = run(changes={**CLEAR, "p99": change("p99", 0.01, -0.03, 0.05)})
+    assert verdict == INCONCLUSIVE
+    assert "5% reduction is ruled out, but canary is not shown to be slower" in reason
+    assert "p99" in reason
+
+
+def test_fail_when_the_candidate_is_slower_beyond_the_uncertainty() -> None:
+    verdict, reason = run(changes={**CLEAR, "p99": change("p99", 0.08, 0.02, 0.15)})
     assert verdict == FAIL
-    assert "ruled out" in reason
-    assert "max" in reason
+    assert "canary is slower than stable" in reason
+    assert "p99" in reason
 
 
 def test_invalid_when_the_achieved_rate_is_more_than_5_percent_below_target() -> None:
@@ -88,16 +118,18 @@ def test_invalid_when_the_achieved_rate_is_more_than_5_percent_below_target() ->
     assert run(canary=health("canary", achieved_rps=9.5))[0] == PASS  # exactly 5% below is fine
 
 
-def test_invalid_on_restart() -> None:
-    verdict, reason = run(stable=health("stable", restarts=("model-service-stable exited with code 1",)))
-    assert verdict == INVALID
-    assert "restarted" in reason
-
-
-def test_invalid_when_unreachable() -> None:
-    verdict, reason = run(canary=health("canary", unreachable=12))
-    assert verdict == INVALID
-    assert "could not be reached" in reason
+def test_a_baseline_that_broke_invalidates_a_candidate_that_broke_fails() -> None:
+    restart = ("model-service-x exited with code 1",)
+    for broke in ({"restarts": restart}, {"unreachable": 12}, {"client_errors": 3}):
+        verdict, reason = run(stable=health("stable", **broke))
+        assert verdict == INVALID, broke
+        assert reason.startswith("stable"), reason
+        verdict, reason = run(canary=health("canary", **broke))
+        assert verdict == FAIL, broke
+        assert reason.startswith("canary broke: canary"), reason
+    assert "restarted" in run(canary=health("canary", restarts=restart))[1]
+    assert "could not be reached" in run(canary=health("canary", unreachable=12))[1]
+    assert "4xx" in run(canary=health("canary", client_errors=3))[1]
 
 
 def test_invalid_when_no_requests_or_no_data() -> None:
@@ -117,19 +149,32 @@ def test_candidate_over_1_percent_errors_fails_even_if_faster() -> None:
     verdict, reason = run(canary=health("canary", errors=7))  # 7 / 600 = 1.2%
     assert verdict == FAIL
     assert "canary" in reason
-    assert "errors" in reason
-    assert run(canary=health("canary", errors=6))[0] == PASS  # exactly 1%
+    assert "over the 1% budget" in reason
+    # exactly 1%, as often as the baseline: within the budget, and no more than the baseline
+    assert run(canary=health("canary", errors=6), stable=health("stable", errors=6))[0] == PASS
 
 
-def test_baseline_errors_count_against_the_baseline_not_the_candidate() -> None:
+def test_candidate_errors_beyond_the_baselines_fail_within_the_budget() -> None:
+    """6/600 against 0/600 is within the 1% budget but not chance: Fisher's exact test, one-sided."""
+    verdict, reason = run(canary=health("canary", errors=6))
+    assert verdict == FAIL
+    assert "more errors than stable beyond chance: 6/600 against 0/600" in reason
+    assert "p = 0.0154" in reason
+    assert run(canary=health("canary", errors=2))[0] == PASS  # p = 0.25: could be chance
+    assert run(canary=health("canary", errors=6), stable=health("stable", errors=5))[0] == PASS
+
+
+def test_a_baseline_over_the_error_budget_invalidates_the_run() -> None:
     v = decide(
         baseline="stable",
         candidate="canary",
         variants=[health("stable", errors=60), health("canary")],
         changes=CLEAR,
         criteria=CRITERIA,
+        run_to_run=True,
     )
-    assert v.verdict == PASS
+    assert v.verdict == INVALID
+    assert "the baseline stable broke: 10.0% errors" in v.reason
     assert v.error_budget_ok == {"stable": False, "canary": True}
     assert any("stable fails its error budget" in d for d in v.details)
 
@@ -148,6 +193,7 @@ def test_the_seed_criterion_is_reported_but_never_decides() -> None:
         variants=[health("stable"), health("canary")],
         changes=CLEAR,
         criteria=CRITERIA,
+        run_to_run=True,
         seed=not_met,
     )
     assert v.verdict == PASS  # ... and its "failure" does not stop a PASS
@@ -164,8 +210,9 @@ def test_threshold_and_statistics_come_from_the_spec() -> None:
     strict = replace(CRITERIA, decide=replace(CRITERIA.decide, min_reduction=0.5))
     assert run(criteria=strict)[0] in (INCONCLUSIVE, FAIL)
     only_p95 = replace(CRITERIA, decide=replace(CRITERIA.decide, statistics=("p95",)))
-    verdict, _ = run(changes={**CLEAR, "max": change("max", 0.2, 0.1, 0.3)}, criteria=only_p95)
+    verdict, _ = run(changes={**CLEAR, "p99": change("p99", 0.2, 0.1, 0.3)}, criteria=only_p95)
     assert verdict == PASS
+    assert run(changes={**CLEAR, "p99": change("p99", 0.2, 0.1, 0.3)})[0] == FAIL
 
 
 @pytest.mark.parametrize("verdict", [PASS, FAIL, INCONCLUSIVE, INVALID])
