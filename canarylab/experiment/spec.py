@@ -18,7 +18,7 @@ import yaml
 
 import canarylab_contract as c
 from canarylab.errors import CanarylabError
-from canarylab.experiment.vocabulary import STATISTICS
+from canarylab.experiment.vocabulary import DECIDING_STATISTICS, DEFAULT_DECIDING
 
 T = TypeVar("T")
 
@@ -138,9 +138,10 @@ class SeedCriterion:
 
 @dataclass(frozen=True)
 class DecideCriterion:
-    """PASS needs, for every statistic, the CI of the relative change at or below -min_reduction."""
+    """PASS needs, for every statistic (never max), the CI of the relative change at or below
+    -min_reduction, from 3 or more repetitions (verdict.py)."""
 
-    statistics: tuple[str, ...] = ("p95", "max")
+    statistics: tuple[str, ...] = DEFAULT_DECIDING
     min_reduction: float = 0.05
     confidence: float = 0.95
 
@@ -335,10 +336,16 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[object], str]:
 
 def _statistics(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
-        raise ValueError(f"must be a non-empty list of {', '.join(STATISTICS)}")
+        raise ValueError(f"must be a non-empty list of {', '.join(DECIDING_STATISTICS)}")
     for item in value:
-        if item not in STATISTICS:
-            raise ValueError(f"{item!r} is not one of {', '.join(STATISTICS)}")
+        if item == "max":
+            raise ValueError(
+                "'max' cannot decide: one extreme value is quantised by the histogram's buckets and "
+                "has no sound interval; decide on p95 (or p99), the seed's max criterion is "
+                "reported beside the verdict (criteria.seed)"
+            )
+        if item not in DECIDING_STATISTICS:
+            raise ValueError(f"{item!r} is not one of {', '.join(DECIDING_STATISTICS)}")
     return tuple(str(v) for v in value)
 
 
@@ -421,7 +428,7 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
     sr.finish()
     dr = cr.sub("decide")
     decide = DecideCriterion(
-        statistics=dr.get("statistics", ("p95", "max"), _statistics),
+        statistics=dr.get("statistics", DEFAULT_DECIDING, _statistics),
         min_reduction=dr.get("min_reduction", 0.05, parse_fraction),
         confidence=dr.get("confidence", 0.95, _confidence),
     )

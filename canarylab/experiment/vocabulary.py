@@ -45,6 +45,16 @@ def exit_code(verdict: object) -> int:
 Statistic = Literal["p50", "p90", "p95", "p99", "max"]
 #: The statistics of a latency distribution the experiment reports and may decide on.
 STATISTICS: tuple[Statistic, ...] = get_args(Statistic)
+#: The statistics a verdict may be decided on: never "max".  One extreme value cannot carry a
+#: decision: the histogram's max is quantised by its buckets (x1.1, twice a 5% threshold), a
+#: bootstrap of a maximum is inconsistent, and it halves the power.  The seed's max criterion is
+#: reported beside the verdict, from an exact maximum.
+DECIDING_STATISTICS: tuple[Statistic, ...] = ("p50", "p90", "p95", "p99")
+#: Repetitions from which the interval across them (which includes run-to-run variation)
+#: decides; only that interval may PASS.
+MIN_REPETITIONS_TO_PASS: Final = 3
+#: What decides when the spec names nothing.
+DEFAULT_DECIDING: tuple[Statistic, ...] = ("p95",)
 #: Quantile of each percentile statistic; "max" is handled on its own.
 QUANTILES: Mapping[str, float] = MappingProxyType({"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99})
 

@@ -30,7 +30,18 @@ def test_every_load_phase_boundary_becomes_an_annotation(
         "CANARYLAB_ROOT": str(root),
     }
     argv = [sys.executable, "-m", "canarylab.experiment", str(root / "experiments/threads-4-vs-16.yml")]
-    argv += ["--duration", "3s", "--warmup", "1s", "--rate", "5", "--results-dir", str(tmp_path)]
+    argv += [
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--rate",
+        "5",
+        "--repetitions",
+        "1",
+        "--results-dir",
+        str(tmp_path),
+    ]
     run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert "verdict:" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
     assert "annotations switched off" not in run.stderr

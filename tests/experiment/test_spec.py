@@ -66,6 +66,9 @@ def test_the_seed_experiment_is_what_the_issue_says() -> None:
     assert spec.load.duration == 60
     assert spec.load.generator == "bombardier"
     assert spec.criteria.seed.statistic == "max"
+    # p95 decides, never the max; 3 repetitions, the fewest that may PASS
+    assert spec.criteria.decide.statistics == ("p95",)
+    assert spec.repetitions == 3
     assert spec.criteria.seed.min_reduction == pytest.approx(0.05)
     assert spec.criteria.max_error_ratio == pytest.approx(0.01)
     assert spec.criteria.min_achieved_rate == pytest.approx(0.95)
@@ -206,3 +209,15 @@ def test_the_command_refuses_a_bad_spec_before_ansible_starts(
     good = ROOT / "experiments/threads-4-vs-16.yml"
     assert main(["experiment", "run", str(good), "--duration", "soon"]) == 2
     assert "--duration" in capsys.readouterr().err
+
+
+def test_the_maximum_never_decides() -> None:
+    data = with_changes()
+    data["criteria"] = {"decide": {"statistics": ["p95", "max"]}}
+    [problem] = problems(data)
+    assert problem.startswith("criteria.decide.statistics")
+    assert "'max' cannot decide" in problem
+    assert "criteria.seed" in problem  # where the max is reported instead
+    assert spec_from_dict(with_changes()).criteria.decide.statistics == ("p95",)
+    data["criteria"] = {"decide": {"statistics": ["p99", "p50"]}}
+    assert spec_from_dict(data).criteria.decide.statistics == ("p99", "p50")

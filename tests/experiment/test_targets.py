@@ -173,7 +173,7 @@ def test_the_engine_runs_against_a_registered_stand_in_kind(tmp_path: Path, empt
         made.append(target)
         return target
 
-    spec = load_spec(SEED_SPEC).with_overrides(duration=1, warmup=0, rate=5)
+    spec = load_spec(SEED_SPEC).with_overrides(duration=1, warmup=0, rate=5, repetitions=1)
     opts = engine.EngineOptions(
         results_root=tmp_path / "results",
         target="stand-in",
