@@ -13,14 +13,15 @@ Each verdict means one thing, and its reason says which case it is:
    decision's confidence).  Errors are an outcome, not noise.
 3. On the confidence intervals of the relative change (candidate/baseline - 1)
    of every deciding statistic, with threshold -min_reduction:
-   - FAIL when some interval lies wholly above 0: the candidate is slower;
-   - PASS when every interval lies at or below the threshold *and* the intervals
-     include run-to-run variation (3 or more repetitions): one run's interval
-     cannot see that two processes differ from run to run, so it never passes;
-   - INCONCLUSIVE otherwise, saying which: better beyond the threshold but from
-     one run only; better, but not shown to be min_reduction better; a
-     min_reduction improvement ruled out but not worse; or the interval
-     straddles.  It also says what change this run could have shown.
+   - FAIL when some interval lies wholly above 0 (the candidate is slower), and
+     PASS when every interval lies at or below the threshold, each only when the
+     intervals include run-to-run variation (3 or more repetitions): one run's
+     interval cannot see that two processes differ from run to run, so it
+     neither passes nor fails on latency (benchmarks/verdict_quality.py);
+   - INCONCLUSIVE otherwise, saying which: better beyond the threshold, or
+     slower, but from one run only; better, but not shown to be min_reduction
+     better; a min_reduction improvement ruled out but not worse; or the
+     interval straddles.  It also says what change this run could have shown.
 
 The seed's criterion (exact max fell by >= 5% in the run) is evaluated and
 reported beside the verdict, and never decides it.
@@ -280,9 +281,20 @@ def on_intervals(
     conf = f"{criteria.decide.confidence:.0%}"
     worse = [e for e in deciding if e.ci_low > 0]
     cleared = [e for e in deciding if e.ci_high <= -thr]
-    if worse:
+    one_run = (
+        ", but one run's interval cannot see how two processes differ from run to run: "
+        f"run {MIN_REPETITIONS_TO_PASS} or more repetitions "
+        f"(repetitions: {MIN_REPETITIONS_TO_PASS}) to decide"
+    )
+    if worse and run_to_run:
         return FAIL, f"{candidate} is slower than {baseline} beyond the {conf} uncertainty: " + "; ".join(
             describe_change(e) for e in worse
+        )
+    if worse:
+        return INCONCLUSIVE, (
+            f"{candidate} is slower than {baseline} within this run "
+            + "; ".join(describe_change(e) for e in worse)
+            + one_run
         )
     if len(cleared) == len(deciding) and run_to_run:
         return PASS, (
@@ -293,9 +305,7 @@ def on_intervals(
         return INCONCLUSIVE, (
             f"{candidate} beats {baseline} by more than {thr:.0%} within this run "
             + "; ".join(describe_change(e) for e in deciding)
-            + ", but one run's interval cannot see how two processes differ from run to run: "
-            f"run {MIN_REPETITIONS_TO_PASS} or more repetitions "
-            f"(repetitions: {MIN_REPETITIONS_TO_PASS}) to decide"
+            + one_run
         )
     open_ = [e for e in deciding if e not in cleared]
     if all(e.ci_high < 0 for e in open_):
