@@ -47,7 +47,7 @@ PASSED_THROUGH = (
     "https_proxy",
     "no_proxy",
 )
-SHORT_RUN = "--duration 8s --warmup 2s"
+SHORT_RUN = "--duration 8s --warmup 2s --repetitions 3"
 
 
 def _go_env() -> dict[str, str]:
