@@ -9,9 +9,14 @@ it, none is.  Run with -s to see the timings the traffic tests print."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import subprocess
+import time
+import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +89,48 @@ def lab_vars(controller_name: str) -> dict[str, Any]:
         pytest.fail(f"ansible-inventory could not read {INVENTORY}: {proc.stderr.strip()}")
     resolved: dict[str, Any] = json.loads(proc.stdout)
     return resolved
+
+
+#: The layers playbooks/site.yml installs when the inventory names none (canarylab_site_layers).
+LAYERS_DEFAULT = ("cluster", "mesh", "monitoring", "app")
+
+
+@pytest.fixture(scope="session")
+def layers(lab_vars: dict[str, Any]) -> list[str]:
+    """The layers this lab installed (canarylab_site_layers, else site.yml's default)."""
+    return list(lab_vars.get("canarylab_site_layers", LAYERS_DEFAULT))
+
+
+def require_layer(layers: list[str], layer: str) -> None:
+    """Skip, saying why, where the lab installs no ``layer`` (a module's checks need it)."""
+    if layer not in layers:
+        pytest.skip(f"the lab installs no {layer} layer (canarylab_site_layers: {layers})")
+
+
+def pool_address(lab_vars: dict[str, Any], offset: int) -> ipaddress.IPv4Address:
+    """The MetalLB pool's address ``offset`` after its first (gateway 0, Grafana 1, Prometheus 2:
+    roles/canarylab), inside the lab's private network."""
+    first = ipaddress.IPv4Address(re.split(r"\s*[-/]", lab_vars["cluster_loadbalancer_range"].strip())[0])
+    ip = first + offset
+    assert ip in ipaddress.ip_network(lab_vars["cluster_private_network"])
+    return ip
+
+
+def until(what: str, probe: Callable[[], Any], timeout: float) -> Any:
+    """``probe()`` every 2 s until it returns something true (network errors count as not yet),
+    or AssertionError with the last answer after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = probe()
+            if last:
+                return last
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            last = err
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s (last: {last})")
+        time.sleep(2)
 
 
 def node_ip(nodes: dict[str, dict[str, Any]], name: str) -> str:

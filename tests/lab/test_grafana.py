@@ -25,7 +25,7 @@ import requests
 
 from canarylab.grafana import Credentials, GrafanaClient, find_credentials
 
-from .test_monitoring import layers, pool_address, until  # noqa: F401 - layers is a fixture
+from .conftest import pool_address, require_layer, until
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = json.loads((ROOT / "charts" / "canarylab" / "dashboards" / "canarylab-latency.json").read_text())
@@ -34,8 +34,13 @@ SIDECAR_TIMEOUT = 120
 TIMEOUT = 10
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _monitoring_layer(layers: list[str]) -> None:
+    require_layer(layers, "monitoring")
+
+
 @pytest.fixture(scope="module")
-def grafana(lab_vars: dict[str, Any], layers: list[str]) -> str:  # noqa: F811 - the fixture above
+def grafana(lab_vars: dict[str, Any]) -> str:
     return f"http://{pool_address(lab_vars, 1)}"
 
 
@@ -71,10 +76,9 @@ def test_grafana_answers_and_refuses_the_unauthenticated(grafana: str, session: 
 def test_the_charts_dashboard_comes_through_the_sidecar_into_its_folder(
     grafana: str,
     session: requests.Session,
-    layers: list[str],  # noqa: F811
+    layers: list[str],
 ) -> None:
-    if "app" not in layers:
-        pytest.skip(f"the lab installs no app, so no dashboard ConfigMap (canarylab_site_layers: {layers})")
+    require_layer(layers, "app")
     uid = DASHBOARD["uid"]
 
     def found() -> Any:
@@ -100,7 +104,7 @@ def _queries(panels: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def test_every_panel_query_answers_through_the_datasource_proxy(
     grafana: str,
     session: requests.Session,
-    layers: list[str],  # noqa: F811
+    layers: list[str],
 ) -> None:
     datasources = _get(session, f"{grafana}/api/datasources")
     [default] = [d for d in datasources if d.get("type") == "prometheus" and d.get("isDefault")]

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from .conftest import pool_address, require_layer
 from .kube import Kube
 from .test_traffic import PORT, SERVER, _etcd_image, _wait_ready, scratch_namespace, server_pod, service
 
@@ -29,20 +30,15 @@ GATEWAY_NAMESPACE = "istio-ingress"
 GATEWAY = "istio-ingressgateway"
 ROUTE_TIMEOUT = 60
 
-LAYERS_DEFAULT = ["cluster", "mesh", "monitoring", "app"]
-
 
 @pytest.fixture(scope="module", autouse=True)
-def _mesh_layer(lab_vars: dict[str, Any]) -> None:
-    layers = lab_vars.get("canarylab_site_layers", LAYERS_DEFAULT)
-    if "mesh" not in layers:
-        pytest.skip(f"the lab installs no mesh (canarylab_site_layers: {layers})")
+def _mesh_layer(layers: list[str]) -> None:
+    require_layer(layers, "mesh")
 
 
 def _gateway_ip(lab_vars: dict[str, Any]) -> str:
     """The first address of the MetalLB pool, where roles/istio puts the gateway."""
-    first = re.split(r"\s*[-/]", lab_vars["cluster_loadbalancer_range"].strip())[0]
-    return str(ipaddress.IPv4Address(first))
+    return str(pool_address(lab_vars, 0))
 
 
 def request_from_host(url: str, host: str, timeout: float) -> tuple[int, str, int]:

@@ -8,10 +8,7 @@ app's targets and rules run when the lab also has the `app` layer.  Every wait i
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,30 +16,20 @@ from typing import Any
 
 import pytest
 
-LAYERS_DEFAULT = ["cluster", "mesh", "monitoring", "app"]
+from .conftest import pool_address, require_layer, until
+
 #: New pods are discovered within a scrape interval or two (15 s by default).
 TARGETS_TIMEOUT = 120
 REQUEST_TIMEOUT = 10
 
 
-@pytest.fixture(scope="module")
-def layers(lab_vars: dict[str, Any]) -> list[str]:
-    found: list[str] = lab_vars.get("canarylab_site_layers", LAYERS_DEFAULT)
-    if "monitoring" not in found:
-        pytest.skip(f"the lab installs no monitoring (canarylab_site_layers: {found})")
-    return found
-
-
-def pool_address(lab_vars: dict[str, Any], offset: int) -> ipaddress.IPv4Address:
-    """The MetalLB pool's address ``offset`` after its first (gateway 0, Grafana 1, Prometheus 2)."""
-    first = ipaddress.IPv4Address(re.split(r"\s*[-/]", lab_vars["cluster_loadbalancer_range"].strip())[0])
-    ip = first + offset
-    assert ip in ipaddress.ip_network(lab_vars["cluster_private_network"])
-    return ip
+@pytest.fixture(scope="module", autouse=True)
+def _monitoring_layer(layers: list[str]) -> None:
+    require_layer(layers, "monitoring")
 
 
 @pytest.fixture(scope="module")
-def prometheus(lab_vars: dict[str, Any], layers: list[str]) -> str:
+def prometheus(lab_vars: dict[str, Any]) -> str:
     """Prometheus's URL: the third address of the MetalLB pool (roles/canarylab)."""
     return f"http://{pool_address(lab_vars, 2)}:9090"
 
@@ -51,21 +38,6 @@ def get_json(url: str) -> Any:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=REQUEST_TIMEOUT) as answer:
         return json.loads(answer.read())
-
-
-def until(what: str, probe: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = probe()
-            if last:
-                return last
-        except (urllib.error.URLError, OSError, ValueError) as err:
-            last = err
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s (last: {last})")
-        time.sleep(2)
 
 
 def test_prometheus_answers_on_its_fixed_address_at_the_pinned_version(
@@ -87,8 +59,7 @@ def _app_targets(prometheus: str, namespace: str) -> list[dict[str, Any]] | None
 def test_every_pod_of_the_app_is_scraped_and_up(
     prometheus: str, layers: list[str], lab_vars: dict[str, Any]
 ) -> None:
-    if "app" not in layers:
-        pytest.skip(f"the lab installs no app (canarylab_site_layers: {layers})")
+    require_layer(layers, "app")
     namespace = lab_vars.get("canarylab_namespace", "canarylab")
     contract = lab_vars["canarylab_contract"]
     targets = until(
@@ -106,8 +77,7 @@ def test_every_pod_of_the_app_is_scraped_and_up(
 
 
 def test_the_charts_rules_are_loaded(prometheus: str, layers: list[str]) -> None:
-    if "app" not in layers:
-        pytest.skip(f"the lab installs no app (canarylab_site_layers: {layers})")
+    require_layer(layers, "app")
     groups = until(
         "the chart's rule groups",
         lambda: [

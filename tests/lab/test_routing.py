@@ -13,9 +13,7 @@ Load is bounded: UNPINNED + PINNED x 2 requests, WORKERS at a time, each with a 
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
 import time
 import urllib.error
 import urllib.request
@@ -29,11 +27,11 @@ import pytest
 import yaml
 from scipy.stats import binom
 
+from .conftest import pool_address, require_layer
 from .kube import Kube
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_VALUES = ROOT / "charts" / "canarylab" / "values.yaml"
-LAYERS_DEFAULT = ["cluster", "mesh", "monitoring", "app"]
 UNPINNED = 1000
 PINNED = 100
 WORKERS = 4
@@ -53,10 +51,8 @@ class Answer:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _app_layer(lab_vars: dict[str, Any]) -> None:
-    layers = lab_vars.get("canarylab_site_layers", LAYERS_DEFAULT)
-    if "app" not in layers:
-        pytest.skip(f"the lab installs no app (canarylab_site_layers: {layers})")
+def _app_layer(layers: list[str]) -> None:
+    require_layer(layers, "app")
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +64,7 @@ def contract(lab_vars: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def api_url(lab_vars: dict[str, Any], contract: dict[str, Any]) -> str:
     """The API at the gateway: the first address of the MetalLB pool (roles/canarylab)."""
-    ip = ipaddress.IPv4Address(re.split(r"\s*[-/]", lab_vars["cluster_loadbalancer_range"].strip())[0])
-    assert ip in ipaddress.ip_network(lab_vars["cluster_private_network"])
-    return f"http://{ip}{contract['paths']['app_api']}"
+    return f"http://{pool_address(lab_vars, 0)}{contract['paths']['app_api']}"
 
 
 def _deployments_ready(kube: Kube, namespace: str) -> list[str] | None:
