@@ -257,19 +257,34 @@ class Runner:
     # --- phases ------------------------------------------------------------------------------
 
     def calibrate(self, group: ProcessGroup, target: Target) -> int:
-        def step(rate: int, step: int) -> LoadResult:
+        """The calibration (calibrate.py): after a warm-up, both variants loaded at once, as the
+        experiment will load them; the baseline's latency decides."""
+        names = [v.name for v in self.spec.variants]
+        cal = self.spec.calibration
+
+        def step(rate: int, step: int, part: str, duration: float) -> LoadResult:
             return self.load_phase(
                 group,
                 target,
-                phase=f"calibration step {step} ({rate} req/s)",
+                phase=f"calibration step {step}{f' ({part})' if part in ('a', 'b') else ''} ({rate} req/s)",
                 rate=rate,
-                duration=self.spec.calibration.step_duration,
-                variants=[self.spec.baseline],
-                files={self.spec.baseline: res.load_file("calibration", self.spec.baseline, step=step)},
+                duration=duration,
+                variants=names,
+                files={v: res.load_file("calibration", v, step=step, part=part) for v in names},
             )[self.spec.baseline]
 
-        self.bus.emit(ev.CALIBRATE, "finding significant load: raising the rate on the baseline variant")
-        self.calibration = calibrate(self.spec.calibration, step)
+        self.bus.emit(ev.CALIBRATE, "finding significant load: both variants, the baseline's latency decides")
+        if self.spec.load.warmup > 0:
+            self.load_phase(
+                group,
+                target,
+                phase="calibration warm-up",
+                rate=cal.start_rate,
+                duration=self.spec.load.warmup,
+                variants=names,
+                files={v: res.load_file("calibration-warmup", v) for v in names},
+            )
+        self.calibration = calibrate(cal, step)
         res.write_json(self.run_dir / res.CALIBRATION, self.calibration)
         rate = int(self.calibration["chosen_rate"])
         self.bus.emit(

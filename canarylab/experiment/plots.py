@@ -4,7 +4,9 @@
   over time, like the seed's Grafana graph (the same queries as the dashboard);
 - ``latency-over-time.png``: both variants on one time axis, to compare;
 - ``latency-distribution.png``: each variant's request-level latency
-  distribution (the fine-bucket histogram over the experiment windows).
+  distribution (the fine-bucket histogram over the experiment windows);
+- ``calibration.png`` (``--calibrate`` only): the baseline's p95 by rate, each
+  step marked light, loaded or too far, with the threshold and the rate chosen.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from canarylab import queries as q
 from canarylab.experiment.collect import RepetitionCollection
 from canarylab.experiment.stats import Histogram
+from canarylab.experiment.summary import Calibration
 from canarylab.style import plot_color
 
 #: Figure size (inches) and resolution: every PNG is 1200 x 500 pixels.
@@ -165,6 +168,47 @@ def plot_distribution(
         ax_last.set_xlim(finite_lo * 1000.0 / 1.2, finite_hi * 1000.0 * 1.2)
     ax_last.set_xlabel("response time (ms, log scale; bars are the histogram's buckets)")
     fig.suptitle("Latency distribution per variant (the app's fine-bucket histogram)", fontsize=12)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+#: How a calibration step is drawn: colour and marker per kind (calibrate.py).
+KIND_STYLE = {"light": ("#2b83ba", "o"), "loaded": ("#1a9641", "s"), "too far": ("#d7191c", "X")}
+
+
+def plot_calibration(cal: Calibration, path: Path, subtitle: str = "") -> Path:
+    """The curve the calibration measured: the baseline's p95 (second half of each step) by rate."""
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    search = [st for st in cal.steps if st.role != "unloaded" and st.p95_ms is not None]
+    for kind, (color, marker) in KIND_STYLE.items():
+        points = sorted((st.rate, st.p95_ms) for st in search if st.kind == kind and st.p95_ms is not None)
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.scatter(xs, ys, color=color, marker=marker, s=60, label=kind, zorder=3)
+    if search:
+        line = sorted((st.rate, st.p95_ms) for st in search if st.p95_ms is not None)
+        ax.plot([r for r, _ in line], [y for _, y in line], color="#999999", lw=1, zorder=2)
+    if cal.unloaded_p95_ms:
+        ax.axhline(cal.unloaded_p95_ms, color="#555555", ls=":", lw=1.2,
+                   label=f"unloaded p95 {cal.unloaded_p95_ms:.1f} ms")  # fmt: skip
+        limit = cal.p95_factor * cal.unloaded_p95_ms
+        threshold = f"{cal.p95_factor:g} x unloaded: {limit:.1f} ms"
+        ax.axhline(limit, color="#fdae61", ls="--", lw=1.2, label=threshold)
+    ax.axvline(cal.chosen_rate, color="#1a9641", lw=1.5, alpha=0.6, label=f"chosen: {cal.chosen_rate} req/s")
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda y, _pos: f"{y:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_xlabel("rate to each variant (req/s; both variants loaded at once)")
+    ax.set_ylabel("baseline p95 (ms, log scale)")
+    ax.set_title("Calibration: where the baseline starts to queue (the knee)", fontsize=12)
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    if subtitle:
+        fig.text(0.99, 0.01, subtitle, ha="right", va="bottom", fontsize=8, color="#555555")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)

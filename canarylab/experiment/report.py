@@ -99,6 +99,8 @@ def render_plots(run_dir: Path, summary: Summary) -> list[Path]:
             client_max_ms={n: v.client.max_ms for n, v in variants.items()},
         )
     )
+    if summary.calibration is not None:
+        made.append(plots.plot_calibration(summary.calibration, out_dir / "calibration.png", subtitle=sub))
     return made
 
 
@@ -296,12 +298,19 @@ def _calibration(s: Summary) -> list[str]:
         "## Calibration",
         "",
         f"Chose **{cal.chosen_rate} req/s**: {cal.reason} (unloaded p95 "
-        f"{format_ms(cal.unloaded_p95_ms)} ms, {cal.seconds} s).",
+        f"{format_ms(cal.unloaded_p95_ms)} ms, {cal.seconds} s; both variants loaded, the "
+        f"baseline's p95 decides; a step is two halves, the second's p95 counts).",
         "",
-        "| step | rate | p95 ms | errors |",
-        "|---:|---:|---:|---:|",
+        "| step | role | rate | p95 ms (1st half) | p95 ms | × unloaded | errors | kind: why |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
-    lines += [f"| {st.step} | {st.rate} | {format_ms(st.p95_ms)} | {st.errors} |" for st in cal.steps]
+    for st in cal.steps:
+        ratio = MISSING if st.p95_vs_unloaded is None else f"{st.p95_vs_unloaded:.2f}"
+        lines.append(
+            f"| {st.step} | {st.role} | {st.rate} | {format_ms(st.first_half_p95_ms)} | "
+            f"{format_ms(st.p95_ms)} | {ratio} | {st.errors} | {st.kind or MISSING}: {st.why} |"
+        )
+    lines += ["", "![calibration: the baseline's p95 by rate](plots/calibration.png)"]
     return lines
 
 

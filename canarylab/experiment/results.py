@@ -127,12 +127,14 @@ def read_json(path: Path) -> Any:
         raise CanarylabError(f"{path} is not valid JSON: {err}") from err
 
 
-def load_file(kind: str, variant: str, repetition: int | None = None, step: int | None = None) -> str:
-    """Relative path of a raw bombardier output."""
+def load_file(
+    kind: str, variant: str, repetition: int | None = None, step: int | None = None, part: str = ""
+) -> str:
+    """Relative path of a raw bombardier output (``part``: a calibration step's half, or "reference")."""
     if kind == "rep":
         return f"{LOAD_DIR}/rep{repetition}-{variant}.json"
     if kind == "calibration":
-        return f"{LOAD_DIR}/calibration-step{step}-{variant}.json"
+        return f"{LOAD_DIR}/calibration-step{step}{f'-{part}' if part else ''}-{variant}.json"
     return f"{LOAD_DIR}/{kind}-{variant}.json"
 
 

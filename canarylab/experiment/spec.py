@@ -158,12 +158,13 @@ class CriteriaSpec:
 
 @dataclass(frozen=True)
 class CalibrationSpec:
-    """``--calibrate``: raise the rate until stable's p95 is ``p95_factor`` x unloaded, or errors appear."""
+    """``--calibrate`` (calibrate.py): the knee where the baseline's p95 reaches ``p95_factor`` x
+    unloaded, stationary, both variants loaded; raise the rate x ``growth``, then bisect."""
 
-    unloaded_rate: int = 2
-    start_rate: int = 5
+    unloaded_rate: int = 5
+    start_rate: int = 10
     growth: float = 1.5
-    max_steps: int = 6
+    max_steps: int = 10
     step_duration: float = 10.0
     p95_factor: float = 2.0
 
@@ -443,16 +444,21 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
 
     kr = top.sub("calibration")
     calibration = CalibrationSpec(
-        unloaded_rate=kr.get("unloaded_rate", 2, _positive_int),
-        start_rate=kr.get("start_rate", 5, _positive_int),
-        growth=kr.get("growth", 1.5, _positive_float),
-        max_steps=kr.get("max_steps", 6, _positive_int),
-        step_duration=kr.get("step_duration", 10.0, _positive_duration),
-        p95_factor=kr.get("p95_factor", 2.0, _positive_float),
+        unloaded_rate=kr.get("unloaded_rate", CalibrationSpec.unloaded_rate, _positive_int),
+        start_rate=kr.get("start_rate", CalibrationSpec.start_rate, _positive_int),
+        growth=kr.get("growth", CalibrationSpec.growth, _positive_float),
+        max_steps=kr.get("max_steps", CalibrationSpec.max_steps, _positive_int),
+        step_duration=kr.get("step_duration", CalibrationSpec.step_duration, _positive_duration),
+        p95_factor=kr.get("p95_factor", CalibrationSpec.p95_factor, _positive_float),
     )
     kr.finish()
     if calibration.growth <= 1:
         problems.append(f"calibration.growth: must be more than 1, got {calibration.growth:g}")
+    if calibration.unloaded_rate >= calibration.start_rate:
+        problems.append(
+            f"calibration.unloaded_rate: must be below start_rate ({calibration.start_rate}), "
+            f"got {calibration.unloaded_rate}"
+        )
     top.finish()
 
     if problems:

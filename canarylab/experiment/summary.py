@@ -552,13 +552,19 @@ class Validity:
 class CalibrationStep:
     step: int
     rate: int
-    #: "unloaded" (step 0) or "search"
+    #: "unloaded" (step 0), "search" (raising the rate) or "bisect"
     role: str
+    #: the baseline's p95: the step's second half (the unloaded step: all of it)
     p95_ms: float | None
     errors: int
     achieved_rps: float | None
     #: p95 / the unloaded p95 (None for the unloaded step)
     p95_vs_unloaded: float | None = None
+    #: the first half's p95: the stationarity check compares the halves
+    first_half_p95_ms: float | None = None
+    #: "light", "loaded" or "too far" (calibrate.py), and why
+    kind: str = ""
+    why: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -566,9 +572,12 @@ class CalibrationStep:
             "rate": self.rate,
             "role": self.role,
             "p95_ms": self.p95_ms,
+            "first_half_p95_ms": self.first_half_p95_ms,
             "p95_vs_unloaded": self.p95_vs_unloaded,
             "errors": self.errors,
             "achieved_rps": self.achieved_rps,
+            "kind": self.kind,
+            "why": self.why,
         }
 
     @classmethod
@@ -581,6 +590,9 @@ class CalibrationStep:
             errors=_int(data.get("errors")),
             achieved_rps=_num(data.get("achieved_rps")),
             p95_vs_unloaded=_num(data.get("p95_vs_unloaded")),
+            first_half_p95_ms=_num(data.get("first_half_p95_ms")),
+            kind=_str(data.get("kind")),
+            why=_str(data.get("why")),
         )
 
 
@@ -595,6 +607,8 @@ class Calibration:
     steps: tuple[CalibrationStep, ...]
     seconds: float
     bound_seconds: float
+    #: a loaded step is stationary when its second half's p95 is at most this x the first's
+    stationary_factor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -602,6 +616,7 @@ class Calibration:
             "reason": self.reason,
             "unloaded_p95_ms": self.unloaded_p95_ms,
             "p95_factor": self.p95_factor,
+            "stationary_factor": self.stationary_factor,
             "steps": [s.to_dict() for s in self.steps],
             "seconds": self.seconds,
             "bound_seconds": self.bound_seconds,
@@ -617,6 +632,7 @@ class Calibration:
             steps=tuple(CalibrationStep.from_dict(_map(s)) for s in data.get("steps") or ()),
             seconds=_num(data.get("seconds")) or 0.0,
             bound_seconds=_num(data.get("bound_seconds")) or 0.0,
+            stationary_factor=_num(data.get("stationary_factor")),
         )
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import yaml
 
 from canarylab.errors import CanarylabError
 from canarylab.experiment import events as ev
-from canarylab.experiment.calibrate import calibrate, next_rate
+from canarylab.experiment.calibrate import Step, calibrate, classify, next_rate, reference_seconds
 from canarylab.experiment.collect import (
     RepetitionCollection,
     block_plan,
@@ -91,48 +92,116 @@ def test_progress_events_format_as_one_line() -> None:
 # --- calibration ---------------------------------------------------------------------------------
 
 
-def fake_result(rate: int, p95: float, errors: int = 0) -> LoadResult:
+def fake_result(rate: int, p95: float, errors: int = 0, duration: float = 10.0) -> LoadResult:
+    sent = round(rate * duration)
     return LoadResult(
-        rate=rate, duration=10, connections=8, timeout=10, time_taken=10, req1xx=0, req2xx=rate * 10 - errors,
-        req3xx=0, req4xx=0, req5xx=errors, others=0, percentiles={"95": p95}, latency_max=p95,
+        rate=rate, duration=duration, connections=8, timeout=10, time_taken=duration, req1xx=0,
+        req2xx=sent - errors, req3xx=0, req4xx=0, req5xx=errors, others=0, percentiles={"95": p95},
+        latency_max=p95,
     )  # fmt: skip
 
 
-def test_calibration_raises_the_rate_until_p95_doubles() -> None:
-    # the unloaded p95 is 10 ms; from 20 req/s on the p95 grows fast
-    def step(rate: int, _n: int) -> LoadResult:
-        return fake_result(rate, 0.010 if rate < 20 else 0.010 * rate / 8)
+def service(knee: int, capacity: int, error_rate: int | None = None) -> tuple[Step, list[tuple[int, str]]]:
+    """A fake service: 10 ms p95 below ``knee``, a stationary 25 ms from ``knee`` to ``capacity``,
+    above it a queue that keeps growing (30 ms in a step's first half, 80 ms in its second);
+    errors from ``error_rate``.  Also the calls, (rate, part)."""
+    calls: list[tuple[int, str]] = []
 
-    out = calibrate(CalibrationSpec(start_rate=5, growth=2, max_steps=6), step)
-    assert [s["rate"] for s in out["steps"]] == [2, 5, 10, 20]
-    assert out["chosen_rate"] == 20
-    assert out["unloaded_p95_ms"] == pytest.approx(10)
-    assert "p95" in out["reason"]
+    def step(rate: int, _n: int, part: str, duration: float) -> LoadResult:
+        calls.append((rate, part))
+        if rate < knee:
+            p95 = 0.010
+        elif rate < capacity:
+            p95 = 0.025
+        else:
+            p95 = 0.030 if part == "a" else 0.080
+        errors = 3 if error_rate is not None and rate >= error_rate else 0
+        return fake_result(rate, p95, errors, duration)
+
+    return step, calls
 
 
-def test_calibration_stops_at_errors_and_keeps_the_last_clean_rate() -> None:
-    out = calibrate(
-        CalibrationSpec(start_rate=5, growth=2, max_steps=6),
-        lambda rate, _n: fake_result(rate, 0.010, errors=3 if rate >= 10 else 0),
-    )
-    assert out["chosen_rate"] == 5
+CAL = CalibrationSpec(unloaded_rate=5, start_rate=10, growth=1.5, max_steps=10, step_duration=10)
+
+
+def test_calibration_bisects_to_the_knee() -> None:
+    step, calls = service(knee=30, capacity=60)
+    out = calibrate(CAL, step)
+    rates = [s["rate"] for s in out["steps"]]
+    # the reference, x1.5 until a step is loaded (35), then the bisection from 23 .. 35
+    assert rates == [5, 10, 15, 23, 35, 29, 32, 30]
+    assert [s["kind"] for s in out["steps"][1:]] == ["light"] * 3 + ["loaded", "light", "loaded", "loaded"]
+    assert [s["role"] for s in out["steps"]] == ["unloaded"] + ["search"] * 4 + ["bisect"] * 3
+    assert out["chosen_rate"] == 30
+    assert "knee" in out["reason"]
+    assert "29 req/s was light" in out["reason"]
+    # every search step is two halves of half the step's duration
+    assert calls.count((30, "a")) == calls.count((30, "b")) == 1
+
+
+def test_calibration_never_chooses_a_rate_where_the_queue_keeps_growing() -> None:
+    """The 1.5x steps of the old search chose 41 req/s for a 40 req/s service; here 53 is too far."""
+    step, _ = service(knee=36, capacity=40)
+    out = calibrate(CAL, step)
+    kinds = {s["rate"]: s["kind"] for s in out["steps"][1:]}
+    assert kinds[53] == "too far"
+    assert "not stationary" in next(s["why"] for s in out["steps"] if s["rate"] == 53)
+    assert 36 <= out["chosen_rate"] < 40
+    assert kinds[out["chosen_rate"]] == "loaded"
+
+
+def test_calibration_takes_errors_as_too_far() -> None:
+    step, _ = service(knee=1000, capacity=1000, error_rate=20)
+    out = calibrate(CAL, step)
+    assert out["chosen_rate"] == 19  # the highest light rate, bisected up to the first erring one
+    assert "no stationary loaded rate" in out["reason"]
     assert "errors" in out["reason"]
 
 
+def test_calibration_bisects_below_a_start_rate_that_is_already_too_far() -> None:
+    step, _ = service(knee=7, capacity=9)
+    out = calibrate(CAL, step)
+    assert [s["rate"] for s in out["steps"]][:3] == [5, 10, 7]
+    assert out["chosen_rate"] == 7
+
+
+def test_the_unloaded_reference_holds_at_least_100_requests() -> None:
+    seen: list[tuple[int, str, float]] = []
+
+    def step(rate: int, n: int, part: str, duration: float) -> LoadResult:
+        seen.append((rate, part, duration))
+        return fake_result(rate, 0.010, duration=duration)
+
+    calibrate(replace(CAL, unloaded_rate=2, max_steps=1), step)
+    assert seen[0] == (2, "reference", 50)  # 100 requests at 2 req/s
+    assert seen[1:] == [(10, "a", 5.0), (10, "b", 5.0)]
+    assert reference_seconds(CAL) == 20
+    assert reference_seconds(replace(CAL, unloaded_rate=50)) == 10  # the step's own duration
+
+
 def test_calibration_is_bounded() -> None:
-    calls: list[int] = []
-
-    def step(rate: int, _n: int) -> LoadResult:
-        calls.append(rate)
-        return fake_result(rate, 0.010)
-
-    cal = CalibrationSpec(start_rate=5, growth=1.5, max_steps=4, step_duration=10)
-    out = calibrate(cal, step)
-    assert len(calls) == 1 + 4
-    assert out["chosen_rate"] == calls[-1]
-    assert out["bound_seconds"] == 50
+    step, calls = service(knee=10_000, capacity=10_000)
+    out = calibrate(replace(CAL, max_steps=4), step)
+    assert len(calls) == 1 + 2 * 4
+    assert out["chosen_rate"] == calls[-1][0]
+    assert out["bound_seconds"] == 20 + 4 * 10
     assert "highest rate tried" in out["reason"]
     assert next_rate(1, 1.1) == 2
+
+
+def test_a_step_is_classified_by_its_halves() -> None:
+    light, loaded = fake_result(20, 0.010), fake_result(20, 0.025)
+    assert classify(20, light, light, 0.020)[0] == "light"
+    assert classify(20, loaded, loaded, 0.020)[0] == "loaded"
+    assert classify(20, loaded, fake_result(20, 0.040), 0.020) == (
+        "too far",
+        "not stationary: p95 grew from 25.0 ms to 40.0 ms within the step (more than x1.5): "
+        "a queue that keeps growing",
+    )
+    assert classify(20, light, fake_result(20, 0.010, errors=1), 0.020)[0] == "too far"
+    short = fake_result(20, 0.010, duration=10)
+    starved = replace(short, req2xx=150)  # 15 of 20 req/s
+    assert classify(20, starved, light, 0.020) == ("too far", "the generator achieved 15.0 of 20 req/s")
 
 
 # --- collection helpers -----------------------------------------------------------------------------

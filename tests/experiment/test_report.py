@@ -126,3 +126,25 @@ def test_lab_report_links_the_grafana_dashboard_for_the_run_window() -> None:
         f"http://192.168.56.201/d/{DASHBOARD_UID}/?from=1767225600000&to=1767225690000&var-namespace=canarylab"
     )
     assert f"<{link}>" in render_markdown(summary, environment)
+
+
+def test_a_calibrated_run_reports_its_curve_and_knee(run_dir: Path) -> None:
+    from canarylab.experiment.calibrate import calibrate  # noqa: PLC0415
+    from canarylab.experiment.spec import CalibrationSpec  # noqa: PLC0415
+
+    from .test_parts import service  # noqa: PLC0415 - the fake service with a knee at 30 req/s
+
+    step, _ = service(knee=30, capacity=60)
+    summary = json.loads((run_dir / res.SUMMARY).read_text())
+    summary["calibration"] = calibrate(CalibrationSpec(), step)
+    (run_dir / res.SUMMARY).write_text(json.dumps(summary))
+    assert main(["report", str(run_dir)]) == 0
+    report = (run_dir / res.REPORT).read_text()
+    assert "## Calibration" in report
+    assert "Chose **30 req/s**: the knee" in report
+    row = "| 4 | search | 35 | 25.0 | 25.0 | 2.50 | 0 | loaded: p95 25.0 ms >= 20.0 ms, stationary |"
+    assert row in report
+    assert "plots/calibration.png" in report
+    png = run_dir / res.PLOTS_DIR / "calibration.png"
+    assert png_size(png) == PNG_SIZE
+    assert png.stat().st_size > 20_000

@@ -204,6 +204,42 @@ def test_identical_variants_must_not_pass(tmp_path: Path) -> None:
     assert rc != 0, output
 
 
+def test_calibration_finds_the_rate_with_both_variants_loaded(tmp_path: Path) -> None:
+    """--calibrate for real: warm-up, the reference, halves per step, the curve, and the run at its rate."""
+    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": 100}
+    spec = write_spec(
+        tmp_path,
+        "calibrated",
+        variants=[
+            {"name": "stable", "threads": 4, "env": knob},
+            {"name": "canary", "threads": 16, "env": knob},
+        ],
+        load={"rate": 10, "duration": "4s", "warmup": "1s", "timeout": "10s"},
+        repetitions=1,
+        calibration={"start_rate": 10, "growth": 2, "max_steps": 3, "step_duration": "4s"},
+    )
+    rc, output, summary, run_dir = run_experiment(spec, tmp_path / "results", "--calibrate")
+    assert summary["verdict"] in ("FAIL", "INCONCLUSIVE"), explain(summary)  # one run: no PASS
+    cal = json.loads((run_dir / res.CALIBRATION).read_text())
+    steps = cal["steps"]
+    assert steps[0]["role"] == "unloaded"
+    assert steps[0]["rate"] == 5
+    assert 95 <= int(steps[0]["why"].split()[0]) <= 106  # the reference: 100 requests, 20 s
+    assert 2 <= len(steps) <= 1 + 3
+    assert {s["kind"] for s in steps[1:]} <= {"light", "loaded", "too far"}
+    assert cal["chosen_rate"] in {s["rate"] for s in steps}
+    assert summary["rate_per_variant"] == cal["chosen_rate"]
+    for s in steps[1:]:
+        assert s["first_half_p95_ms"] is not None
+        for part in ("a", "b"):
+            for variant in ("stable", "canary"):  # both variants loaded at every step
+                assert (run_dir / res.load_file("calibration", variant, step=s["step"], part=part)).is_file()
+    assert (run_dir / res.load_file("calibration-warmup", "canary")).is_file()
+    assert png_size(run_dir / res.PLOTS_DIR / "calibration.png") == PNG_SIZE
+    assert "## Calibration" in (run_dir / res.REPORT).read_text()
+    assert rc in (1, 3), output
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

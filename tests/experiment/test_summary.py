@@ -123,7 +123,7 @@ def test_calibration_json_round_trips() -> None:
     assert Calibration.from_dict(out).to_dict() == out
 
 
-def _step(rate: int, _n: int) -> LoadResult:
+def _step(rate: int, _n: int, _part: str, _duration: float) -> LoadResult:
     p95 = 0.010 if rate < 10 else 0.030
     return LoadResult(
         rate=rate, duration=10, connections=8, timeout=10, time_taken=10, req1xx=0, req2xx=rate * 10,
