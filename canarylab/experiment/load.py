@@ -147,9 +147,9 @@ class LoadResult:
         (connections reset or closed by the server, broken pipes, EOFs).
 
         Not counted: connections that found nobody listening (refused, no such
-        host, network unreachable: the variant could not be reached, which makes
-        the run INVALID) and 4xx answers (a malformed request is the generator's
-        fault, which also makes the run INVALID).
+        host, network unreachable: the variant could not be reached) and 4xx
+        answers; either makes the run INVALID when the baseline shows it and a
+        FAIL when the candidate does (verdict.py: the candidate broke).
         """
         return self.req5xx + self.others - self.unreachable
 
