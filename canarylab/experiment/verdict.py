@@ -282,7 +282,7 @@ def on_intervals(
     worse = [e for e in deciding if e.ci_low > 0]
     cleared = [e for e in deciding if e.ci_high <= -thr]
     one_run = (
-        ", but one run's interval cannot see how two processes differ from run to run: "
+        ", but an interval from within runs cannot see how two processes differ from run to run: "
         f"run {MIN_REPETITIONS_TO_PASS} or more repetitions "
         f"(repetitions: {MIN_REPETITIONS_TO_PASS}) to decide"
     )
@@ -292,7 +292,7 @@ def on_intervals(
         )
     if worse:
         return INCONCLUSIVE, (
-            f"{candidate} is slower than {baseline} within this run "
+            f"{candidate} is slower than {baseline} within the run "
             + "; ".join(describe_change(e) for e in worse)
             + one_run
         )
@@ -303,7 +303,7 @@ def on_intervals(
         )
     if len(cleared) == len(deciding):
         return INCONCLUSIVE, (
-            f"{candidate} beats {baseline} by more than {thr:.0%} within this run "
+            f"{candidate} beats {baseline} by more than {thr:.0%} within the run "
             + "; ".join(describe_change(e) for e in deciding)
             + one_run
         )

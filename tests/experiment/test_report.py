@@ -62,7 +62,7 @@ def test_reanalysis_reproduces_the_saved_summary(run_dir: Path) -> None:
     assert saved["verdict"] == "PASS"
     assert saved["comparison"]["statistics"] == ["p95", "max"]
     assert again["verdict"] == "INCONCLUSIVE"
-    assert "within this run" in again["reason"]
+    assert "within the run" in again["reason"]
     assert "repetitions: 3" in again["reason"]
     assert again["comparison"] == saved["comparison"] | {"statistics": ["p95"]}
     # The saved summary predates the scrape-gap rule: stable's model-service answered 46% of

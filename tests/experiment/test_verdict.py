@@ -70,13 +70,13 @@ def test_one_run_never_passes_however_clear() -> None:
     """Within-run intervals cannot see run-to-run variation: INCONCLUSIVE unless something broke."""
     verdict, reason = run(run_to_run=False)
     assert verdict == INCONCLUSIVE
-    assert "within this run" in reason
+    assert "within the run" in reason
     assert "repetitions: 3" in reason
     # nor fails on latency: slower within one run is no more sound than faster
     slower = {**CLEAR, "p95": change("p95", 0.20, 0.10, 0.30)}
     verdict, reason = run(changes=slower, run_to_run=False)
     assert verdict == INCONCLUSIVE
-    assert "canary is slower than stable within this run" in reason
+    assert "canary is slower than stable within the run" in reason
     assert run(changes=slower)[0] == FAIL
     # a candidate that broke fails from one run too
     assert run(canary=health("canary", unreachable=3), run_to_run=False)[0] == FAIL
