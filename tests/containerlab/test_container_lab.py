@@ -321,13 +321,14 @@ def test_second_site_run_changes_nothing(lab: Lab) -> None:
         timeout=30 * 60,
     )
     print(f"second site.yml run took {time.monotonic() - began:.0f} s", flush=True)
-    assert proc.returncode == 0, "the second site.yml run failed (output above)"
     recap = {m["host"]: m.groupdict() for m in RECAP.finditer(proc.stdout)}
-    if proc.returncode != 0 or any(v["changed"] != "0" for v in recap.values()):
-        _show_cluster_state("after a second site.yml run that changed something")
-        print("changed in the second run:\n  " + "\n  ".join(_changed_tasks(proc.stdout)), flush=True)
+    changed = _changed_tasks(proc.stdout)
+    if proc.returncode != 0 or changed:
+        _show_cluster_state("after a second site.yml run that failed or changed something")
+        print("changed in the second run:\n  " + "\n  ".join(changed), flush=True)
+    assert proc.returncode == 0, "the second site.yml run failed (output above)"
     print("PLAY RECAP of the second run:\n" + "\n".join(f"  {h}: {v}" for h, v in sorted(recap.items())))
     nodes = {f"{NAME_PREFIX}-controller"} | {f"{NAME_PREFIX}-worker-{i}" for i in range(1, WORKERS + 1)}
     assert nodes <= set(recap)
-    assert {h: v["changed"] for h, v in recap.items() if v["changed"] != "0"} == {}
+    assert {h: v["changed"] for h, v in recap.items() if v["changed"] != "0"} == {}, changed[:20]
     assert {h: v["failed"] for h, v in recap.items() if v["failed"] != "0"} == {}
