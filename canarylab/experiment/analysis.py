@@ -17,8 +17,8 @@ Uncertainty (see docs/experiment.md):
   it also captures the run-to-run variation that a single run cannot show.
 
 Only the across-repetition interval may PASS (:func:`~canarylab.experiment.verdict.decide`,
-``run_to_run``): with fewer repetitions the within-run intervals give FAIL or
-INCONCLUSIVE at most.
+``run_to_run``) or FAIL on latency: with fewer repetitions the within-run
+intervals give INCONCLUSIVE at most (FAIL only when the candidate broke).
 """
 
 from __future__ import annotations

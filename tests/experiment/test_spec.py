@@ -221,3 +221,11 @@ def test_the_maximum_never_decides() -> None:
     assert spec_from_dict(with_changes()).criteria.decide.statistics == ("p95",)
     data["criteria"] = {"decide": {"statistics": ["p99", "p50"]}}
     assert spec_from_dict(data).criteria.decide.statistics == ("p99", "p50")
+
+
+def test_calibration_starts_above_its_unloaded_rate() -> None:
+    data = with_changes()
+    data["calibration"] = {"unloaded_rate": 10, "start_rate": 10}
+    assert problems(data) == ["calibration.unloaded_rate: must be below start_rate (10), got 10"]
+    defaults = spec_from_dict(with_changes()).calibration
+    assert (defaults.unloaded_rate, defaults.start_rate, defaults.max_steps) == (5, 10, 10)
