@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from canarylab import queries as q
@@ -35,6 +36,17 @@ FIGSIZE = (12.0, 5.0)
 DPI = 100
 PLOTTED = (0.5, 0.9, 0.95)
 COLORS = {0.5: "#2b83ba", 0.9: "#fdae61", 0.95: "#d7191c", 0.99: "#7b3294"}
+
+
+def _save(fig: Figure, path: Path, subtitle: str = "") -> Path:
+    """Write ``fig`` to ``path`` (its folder made), with ``subtitle`` in the lower right corner."""
+    if subtitle:
+        fig.text(0.99, 0.01, subtitle, ha="right", va="bottom", fontsize=8, color="#555555")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
 
 
 def _series(
@@ -90,13 +102,7 @@ def plot_over_time(
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
     title = f"{variant}: model-service response time as the app sees it (p50, p90, p95; 5 s rate window)"
     _over_time_axes(ax, reps, variant, t0, title)
-    if subtitle:
-        fig.text(0.99, 0.01, subtitle, ha="right", va="bottom", fontsize=8, color="#555555")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path, subtitle)
 
 
 def plot_comparison(
@@ -109,11 +115,7 @@ def plot_comparison(
         if ax is not axes[0][0]:
             ax.set_ylabel("")
     fig.suptitle("Response time over time: p50, p90, p95 per variant (same y axis)", fontsize=12)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_distribution(
@@ -168,11 +170,7 @@ def plot_distribution(
         ax_last.set_xlim(finite_lo * 1000.0 / 1.2, finite_hi * 1000.0 * 1.2)
     ax_last.set_xlabel("response time (ms, log scale; bars are the histogram's buckets)")
     fig.suptitle("Latency distribution per variant (the app's fine-bucket histogram)", fontsize=12)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 #: How a calibration step is drawn: colour and marker per kind (calibrate.py).
@@ -207,10 +205,4 @@ def plot_calibration(cal: Calibration, path: Path, subtitle: str = "") -> Path:
     ax.set_title("Calibration: where the baseline starts to queue (the knee)", fontsize=12)
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
-    if subtitle:
-        fig.text(0.99, 0.01, subtitle, ha="right", va="bottom", fontsize=8, color="#555555")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path, subtitle)
