@@ -13,7 +13,8 @@ Uncertainty (see docs/experiment.md):
   distribution;
 - with 3 or more repetitions, *across repetitions*: paired t-interval on the
   log ratios of the per-repetition client-side statistics (exact, from
-  bombardier), plus each statistic's spread.  This one then decides, because
+  bombardier), plus each statistic's spread; in sequential mode the same
+  interval with the anytime-valid critical value (sequential.py).  This one then decides, because
   it also captures the run-to-run variation that a single run cannot show.
 
 Only the across-repetition interval may PASS (:func:`~canarylab.experiment.verdict.decide`,
@@ -31,6 +32,7 @@ import numpy as np
 
 import canarylab_contract as c
 from canarylab import queries as q
+from canarylab.experiment import sequential
 from canarylab.experiment.collect import RepetitionCollection
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.spec import ExperimentSpec
@@ -39,7 +41,6 @@ from canarylab.experiment.stats import (
     Histogram,
     block_bootstrap,
     bootstrap_histograms,
-    paired_t_repetitions,
     spread,
 )
 from canarylab.experiment.summary import (
@@ -318,17 +319,16 @@ def uncertainty(
     across: dict[str, ChangeEstimate] = {}
     cb, cc = client.get(base, []), client.get(cand, [])
     if len(cb) >= MIN_REPETITIONS_ACROSS and len(cb) == len(cc):
-        for s in STATISTICS:
-            across[s] = paired_t_repetitions(
-                [r.stats()[s] for r in cb], [r.stats()[s] for r in cc], s, confidence=conf
-            )
-        decided_by = (
-            f"across repetitions ({len(cb)}): paired t-interval on the log ratios of client-side statistics"
+        across = sequential.across(spec, client, STATISTICS)
+        interval = (
+            "anytime-valid confidence sequence (sequential)" if spec.sequential else "paired t-interval"
         )
+        decided_by = f"across repetitions ({len(cb)}): {interval} on the log ratios of client-side statistics"
     return Uncertainty(within_run=within, request_level=request_level, across=across, decided_by=decided_by)
 
 
-def _changes(estimates: Mapping[str, ChangeEstimate]) -> dict[Statistic, Change]:
+def changes_of(estimates: Mapping[str, ChangeEstimate]) -> dict[Statistic, Change]:
+    """The estimates as summary.json's :class:`Change` values."""
     return {as_statistic(s): Change.from_dict(e.to_dict()) for s, e in estimates.items()}
 
 
@@ -339,10 +339,10 @@ def comparison(spec: ExperimentSpec, u: Uncertainty, variants: Mapping[str, Vari
         statistics=tuple(as_statistic(s) for s in spec.criteria.decide.statistics),
         min_reduction=spec.criteria.decide.min_reduction,
         confidence=spec.criteria.decide.confidence,
-        changes=_changes(u.deciding),
-        within_run=_changes(u.within_run),
-        request_level=_changes(u.request_level),
-        across_repetitions=_changes(u.across) or None,
+        changes=changes_of(u.deciding),
+        within_run=changes_of(u.within_run),
+        request_level=changes_of(u.request_level),
+        across_repetitions=changes_of(u.across) or None,
         client_change={
             s: _finite((cand.ms(s) or math.nan) / (base.ms(s) or math.nan) - 1) for s in STATISTICS
         },

@@ -33,7 +33,8 @@ from canarylab.dashboard.annotations import URL_ENV, GrafanaAnnotator, annotator
 from canarylab.errors import CanarylabError
 from canarylab.experiment import events as ev
 from canarylab.experiment import results as res
-from canarylab.experiment.analysis import analyse
+from canarylab.experiment import sequential as seq
+from canarylab.experiment.analysis import analyse, changes_of
 from canarylab.experiment.calibrate import calibrate
 from canarylab.experiment.collect import RepetitionCollection, collect_repetition
 from canarylab.experiment.load import (
@@ -47,8 +48,16 @@ from canarylab.experiment.load import (
 from canarylab.experiment.prometheus import PrometheusClient, PrometheusError, by_label, wait_scraped_after
 from canarylab.experiment.report import render_all
 from canarylab.experiment.spec import ExperimentSpec, connections_for
-from canarylab.experiment.summary import Analysis, Calibration, Summary, Timing
+from canarylab.experiment.summary import (
+    Analysis,
+    Calibration,
+    Sequential,
+    SequentialLook,
+    Summary,
+    Timing,
+)
 from canarylab.experiment.targets import Target, TargetFactory, TargetRequest, registry
+from canarylab.experiment.verdict import describe_change
 from canarylab.experiment.vocabulary import exit_code
 from canarylab.procs import ProcessGroup, signals_interrupt
 
@@ -117,6 +126,8 @@ class Runner:
         self.collections: list[RepetitionCollection] = []
         self.target_restarts: dict[str, list[str]] = {v.name: [] for v in spec.variants}
         self.calibration: dict[str, Any] | None = None
+        #: sequential mode: every look so far (sequential.py)
+        self.looks: list[seq.Look] = []
         self.load_seconds = 0.0
         #: when the last load (calibration step, warm-up, repetition) ended; None before any
         self.last_load_end: float | None = None
@@ -390,12 +401,55 @@ class Runner:
                 res.write_json(self.run_dir / res.PROM_DIR / f"rep{rep}.json", coll.to_dict())
                 for v, problems in t.problems().items():
                     self.target_restarts.setdefault(v, []).extend(f"repetition {rep}: {p}" for p in problems)
+                if spec.sequential and self.look(rep).stops:
+                    break
             environment = self.environment(t)
             self._write_raw_queries()
         target.clean_up()
         res.write_json(self.run_dir / res.ENVIRONMENT, environment)
         self.bus.emit(ev.ANALYSE, "computing statistics, uncertainty and the verdict")
         return analyse(spec, self.client_results, self.collections, target_restarts=self.target_restarts)
+
+    def look(self, rep: int) -> seq.Look:
+        """Sequential mode: the look after repetition ``rep``, announced with its interval."""
+        look = seq.look(self.spec, self.client_results, load_seconds=self.load_seconds)
+        if not look.counts:
+            return look
+        self.looks.append(look)
+        intervals = "; ".join(describe_change(e) for e in look.estimates.values())
+        word = "going on" if not look.stops else f"stopping: {look.decision}"
+        self.bus.emit(
+            ev.LOOK,
+            f"after repetition {rep}/{self.spec.repetitions} ({look.load_seconds:.0f}s of load): "
+            f"{intervals}; {word}",
+            repetition=rep,
+            data={"decision": look.decision, "reason": look.reason, "load_seconds": look.load_seconds},
+        )
+        return look
+
+    def sequential_record(self) -> Sequential | None:
+        """What summary.json says of a sequential run: where it stopped, why, and every look."""
+        if not self.spec.sequential:
+            return None
+        looks = tuple(
+            SequentialLook(
+                repetition=lk.repetition,
+                load_seconds=round(lk.load_seconds, 3),
+                changes=changes_of(lk.estimates),
+                decision=lk.decision,
+                reason=lk.reason,
+            )
+            for lk in self.looks
+        )
+        last = self.looks[-1] if self.looks else None
+        ran = len(self.client_results[self.spec.baseline])
+        return Sequential(
+            max_repetitions=self.spec.repetitions,
+            stopped_after=ran,
+            stopped_early=ran < self.spec.repetitions,
+            why=last.reason if last else "no repetition reached the first look",
+            looks=looks,
+        )
 
     def _write_raw_queries(self) -> None:
         if self.client is None:
@@ -425,6 +479,7 @@ class Runner:
                 "duration_s": spec.load.duration,
                 "warmup_s": spec.load.warmup,
                 "repetitions": spec.repetitions,
+                "sequential": spec.sequential,
                 "connections": spec.load.effective_connections,
                 "timeout_s": spec.load.timeout,
                 "scrape_interval": self.opts.scrape_interval,
@@ -480,7 +535,7 @@ def run_experiment(
                 rate_source=opts.rate_source,
                 duration_s=runner.spec.load.duration,
                 warmup_s=runner.spec.load.warmup,
-                repetitions=runner.spec.repetitions,
+                repetitions=len(runner.client_results[runner.spec.baseline]),
                 connections=runner.spec.load.effective_connections,
                 timeout_s=runner.spec.load.timeout,
                 timing=Timing(
@@ -498,6 +553,7 @@ def run_experiment(
                 validity=analysis.validity,
                 calibration=None if runner.calibration is None else Calibration.from_dict(runner.calibration),
                 results_dir=str(run_dir),
+                sequential=runner.sequential_record(),
             )
             res.write_json(run_dir / res.SUMMARY, summary.to_dict())
             bus.emit(

@@ -32,6 +32,7 @@ LOAD_START = "load_start"
 LOAD_END = "load_end"
 PROGRESS = "progress"
 COLLECT = "collect"
+LOOK = "look"  #: sequential mode: the deciding interval after a repetition, and whether the run stops
 ANALYSE = "analyse"
 VERDICT = "verdict"  #: the verdict is known (report and plots follow)
 REPORT = "report"

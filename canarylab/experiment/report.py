@@ -314,6 +314,38 @@ def _calibration(s: Summary) -> list[str]:
     return lines
 
 
+def _sequential(s: Summary) -> list[str]:
+    seq = s.sequential
+    if seq is None:
+        return []
+    load = s.timing.load_seconds if s.timing else None
+    when = (
+        f"stopped after repetition **{seq.stopped_after} of at most {seq.max_repetitions}**"
+        if seq.stopped_early
+        else f"ran all **{seq.max_repetitions}** repetitions"
+    )
+    lines = [
+        "## Sequential test: when and why it stopped",
+        "",
+        f"The run looked at the evidence after every repetition from repetition "
+        f"{MIN_REPETITIONS_TO_PASS} on, and {when}"
+        + (f", after {load:g} s of load (warm-up included)" if load is not None else "")
+        + f": {seq.why}.",
+        "Each interval is an anytime-valid confidence sequence: it holds at every look at once, "
+        "so stopping at the first that decides keeps the error rates (docs/experiment.md).",
+        "",
+        "| after repetition | load s | deciding intervals | decision |",
+        "|---:|---:|---|---|",
+    ]
+    for look in seq.looks:
+        intervals = "; ".join(
+            f"{st} {format_pct(ch.change)} ({format_pct(ch.ci_low)} .. {format_pct(ch.ci_high)})"
+            for st, ch in look.changes.items()
+        )
+        lines.append(f"| {look.repetition} | {look.load_seconds:g} | {intervals} | {look.decision} |")
+    return [*lines, ""]
+
+
 def _plots(s: Summary) -> list[str]:
     lines = ["", "## Plots", ""]
     for name in s.variants:
@@ -349,6 +381,7 @@ def render_markdown(
     s, env = as_summary(summary), as_environment(environment)
     sections = (
         _header(s, env),
+        _sequential(s),
         _verdict_tables(s),
         _comparison(s),
         _seed(s),

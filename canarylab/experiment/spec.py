@@ -18,7 +18,7 @@ import yaml
 
 import canarylab_contract as c
 from canarylab.errors import CanarylabError
-from canarylab.experiment.vocabulary import DECIDING_STATISTICS, DEFAULT_DECIDING
+from canarylab.experiment.vocabulary import DECIDING_STATISTICS, DEFAULT_DECIDING, MIN_REPETITIONS_TO_PASS
 
 T = TypeVar("T")
 
@@ -178,9 +178,13 @@ class ExperimentSpec:
     baseline: str = c.STABLE
     metric: str = "app_response_seconds"
     criteria: CriteriaSpec = field(default_factory=CriteriaSpec)
+    #: with ``sequential``, the most repetitions: the run stops after the first that decides
     repetitions: int = 1
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
     seed: int = 20240601
+    #: look at the evidence after every repetition from the third, with an anytime-valid
+    #: confidence sequence, and stop as soon as it decides (sequential.py)
+    sequential: bool = False
 
     @property
     def candidate(self) -> str:
@@ -210,6 +214,12 @@ class ExperimentSpec:
             problems.append(f"--rate: must be a positive whole number of requests/s, got {rate}")
         if repetitions is not None and repetitions < 1:
             problems.append(f"--repetitions: must be at least 1, got {repetitions}")
+        elif repetitions is not None and self.sequential and repetitions < MIN_REPETITIONS_TO_PASS:
+            problems.append(
+                f"--repetitions: the spec is sequential, so this is the most repetitions, and a "
+                f"sequential run decides from repetition {MIN_REPETITIONS_TO_PASS} on: give "
+                f"{MIN_REPETITIONS_TO_PASS} or more, got {repetitions}"
+            )
         if warmup is not None and warmup < 0:
             problems.append(f"--warmup: must not be negative, got {warmup:g}")
         if problems:
@@ -293,6 +303,12 @@ def _positive_int(value: object) -> int:
             raise ValueError(f"must be a whole number, got {value!r}")
     if value <= 0:
         raise ValueError(f"must be more than 0, got {value}")
+    return value
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
     return value
 
 
@@ -404,6 +420,13 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
     metric = top.get("metric", "app_response_seconds", _one_of(METRICS))
     repetitions = top.get("repetitions", 1, _positive_int)
     seed = top.get("seed", 20240601, _positive_int)
+    sequential = top.get("sequential", False, _bool)
+    if sequential and repetitions < MIN_REPETITIONS_TO_PASS:
+        problems.append(
+            f"repetitions: with sequential: true it is the most repetitions, and a sequential run "
+            f"decides from repetition {MIN_REPETITIONS_TO_PASS} on: set it to {MIN_REPETITIONS_TO_PASS} "
+            f"or more (10 suits a 20 s repetition), got {repetitions}"
+        )
 
     lr = top.sub("load")
     if "load" not in top.data:
@@ -474,6 +497,7 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
         repetitions=repetitions,
         calibration=calibration,
         seed=seed,
+        sequential=sequential,
     )
 
 

@@ -11,7 +11,10 @@ draw takes an explicit ``numpy.random.Generator``, so a run's analysis is reprod
 - :func:`block_bootstrap`: the paired block bootstrap over time (within a run).
 - :func:`paired_t_repetitions`: with 3 or more repetitions, a paired t-interval
   on the per-repetition log ratios (both variants ran at the same time);
-  :func:`t_quantile` gives Student's t quantiles (scipy.stats).
+  :func:`t_quantile` gives Student's t quantiles (scipy.stats).  With
+  ``sequential=True`` the interval is instead an anytime-valid confidence
+  sequence (:func:`sequential_t_critical`): it may be looked at after every
+  repetition and the run stopped as soon as it decides.
 """
 
 from __future__ import annotations
@@ -396,12 +399,62 @@ def t_quantile(p: float, df: int) -> float:
     return float(t.ppf(p, df))
 
 
+#: The prior variance g of the standardised effect (mean / sd of the log ratios) in the
+#: sequential test's mixture.  It sets where the confidence sequence is narrowest: with
+#: g = 15 it is within 3% of the narrowest any g gives from 4 to 12 repetitions, and it
+#: can decide from 3 (for that, 1 + 3g must exceed 1 / alpha: g > 6.3 at 95%).
+#: benchmarks/verdict_quality.py measures its error rates.
+SEQUENTIAL_MIXTURE_G = 15.0
+
+
+def _log_mixture_bf(t: float, n: int, g: float) -> float:
+    """log of the Bayes factor of the one-sample t-test with a N(0, g) prior on the standardised
+    effect and the right-Haar prior 1/sigma on the scale (Rouder et al. 2009, eq. 1, at fixed g)."""
+    nu = n - 1
+    return -0.5 * math.log1p(n * g) + 0.5 * n * (
+        math.log1p(t * t / nu) - math.log1p(t * t / (nu * (1.0 + n * g)))
+    )
+
+
+@lru_cache(maxsize=256)
+def sequential_t_critical(n: int, confidence: float, g: float = SEQUENTIAL_MIXTURE_G) -> float:
+    """The |t| from which the mixture Bayes factor reaches 1 / alpha after ``n`` values: inf when it
+    cannot yet (n < 2, or too few values for this g).
+
+    Under the hypothesis mean = mu0 that Bayes factor, a function of the t statistic of
+    (x - mu0), is a nonnegative martingale in the filtration of the scale-invariant data
+    (Perez-Ortiz, Lardy, de Heide and Grunwald, "E-statistics, group invariance and anytime
+    valid testing", 2022), so by Ville's inequality it ever reaches 1 / alpha with probability
+    at most alpha.  {mu0 : |t(mu0)| < critical} at every n is therefore a confidence sequence:
+    it covers the true mean at every n at once, however often it is looked at and whenever the
+    looking stops (for Gaussian log ratios).  It is wider than the fixed-n t-interval; that
+    is the price of looking after every repetition.
+    """
+    if n < 2:
+        return math.inf
+    target = math.log(1.0 / (1.0 - confidence))
+    # The factor grows with |t| towards its limit (1 + n g)^((n - 1) / 2): find the crossing.
+    if 0.5 * (n - 1) * math.log1p(n * g) <= target:
+        return math.inf
+    low, high = 0.0, 1.0
+    while _log_mixture_bf(high, n, g) < target:
+        high *= 2.0
+    for _ in range(100):
+        mid = 0.5 * (low + high)
+        if _log_mixture_bf(mid, n, g) < target:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
 def paired_t_repetitions(
     baseline: Sequence[float],
     candidate: Sequence[float],
     stat: str,
     *,
     confidence: float = 0.95,
+    sequential: bool = False,
 ) -> ChangeEstimate:
     """Across-repetition uncertainty: a paired t-interval on the log ratios.
 
@@ -414,13 +467,18 @@ def paired_t_repetitions(
     far too narrow; the t quantile accounts for estimating the spread from so
     few repetitions.  Fewer than 2 repetitions, or a value that is not finite
     and positive, gives NaN (the verdict turns a missing interval into INVALID).
+
+    ``sequential``: the t quantile is replaced by :func:`sequential_t_critical`,
+    which makes the interval valid at every repetition at once (infinite where it
+    cannot decide yet).
     """
     b = np.asarray(baseline, dtype=float)
     cnd = np.asarray(candidate, dtype=float)
     if b.shape != cnd.shape or b.size == 0:
         raise ValueError("need the same, non-zero number of repetitions for both variants")
     n = int(b.size)
-    method = f"paired t-interval on the log ratios across {n} repetitions (geometric mean of the ratios)"
+    kind = "anytime-valid confidence sequence (mixture t-test)" if sequential else "paired t-interval"
+    method = f"{kind} on the log ratios across {n} repetitions (geometric mean of the ratios)"
     usable = bool(np.all(np.isfinite(b) & np.isfinite(cnd) & (b > 0) & (cnd > 0)))
     if not usable or n < 2:
         why = "a repetition's value is missing or not positive" if not usable else "needs 2+ repetitions"
@@ -437,8 +495,11 @@ def paired_t_repetitions(
         )
     d = np.log(cnd) - np.log(b)
     mean = float(d.mean())
-    t = t_quantile(1.0 - (1.0 - confidence) / 2.0, n - 1)
-    half = t * float(d.std(ddof=1)) / math.sqrt(n)
+    if sequential:
+        t, name = sequential_t_critical(n, confidence), "critical |t|"
+    else:
+        t, name = t_quantile(1.0 - (1.0 - confidence) / 2.0, n - 1), f"t({n - 1})"
+    half = math.inf if math.isinf(t) else t * float(d.std(ddof=1)) / math.sqrt(n)
     return ChangeEstimate(
         statistic=stat,
         baseline=float(np.exp(np.log(b).mean())),
@@ -447,7 +508,7 @@ def paired_t_repetitions(
         ci_low=math.expm1(mean - half),
         ci_high=math.expm1(mean + half),
         confidence=confidence,
-        method=f"{method}, t({n - 1}) = {t:.3f}",
+        method=f"{method}, {name} = {t:.3f}",
         n_boot=0,
     )
 

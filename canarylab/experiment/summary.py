@@ -637,6 +637,69 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class SequentialLook:
+    """One look of a sequential run (sequential.py): the deciding intervals after ``repetition``."""
+
+    repetition: int
+    #: seconds of load up to this look, the warm-up included
+    load_seconds: float
+    changes: Mapping[Statistic, Change]
+    #: "continue", "PASS", "FAIL" or "futile" (a min_reduction improvement ruled out)
+    decision: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repetition": self.repetition,
+            "load_seconds": self.load_seconds,
+            "changes": _changes_to_dict(self.changes),
+            "decision": self.decision,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SequentialLook:
+        return cls(
+            repetition=_int(data.get("repetition")),
+            load_seconds=_num(data.get("load_seconds")) or 0.0,
+            changes=_changes(data.get("changes")),
+            decision=_str(data.get("decision"), "continue"),
+            reason=_str(data.get("reason")),
+        )
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """``sequential: true``: when the run stopped and why, and every look on the way."""
+
+    max_repetitions: int
+    stopped_after: int
+    #: True when a look decided before the most repetitions
+    stopped_early: bool
+    why: str
+    looks: tuple[SequentialLook, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_repetitions": self.max_repetitions,
+            "stopped_after": self.stopped_after,
+            "stopped_early": self.stopped_early,
+            "why": self.why,
+            "looks": [look.to_dict() for look in self.looks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Sequential:
+        return cls(
+            max_repetitions=_int(data.get("max_repetitions")),
+            stopped_after=_int(data.get("stopped_after")),
+            stopped_early=bool(data.get("stopped_early", False)),
+            why=_str(data.get("why")),
+            looks=tuple(SequentialLook.from_dict(_map(x)) for x in data.get("looks") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class Timing:
     """Seconds under load, in all, and the difference."""
 
@@ -730,6 +793,8 @@ class Summary:
     validity: Validity
     calibration: Calibration | None = None
     results_dir: str | None = None
+    #: None unless the spec is sequential
+    sequential: Sequential | None = None
 
     def with_analysis(self, analysis: Analysis) -> Summary:
         """This run with a new analysis (``canarylab report --reanalyse``), written as the current schema."""
@@ -776,6 +841,7 @@ class Summary:
             "validity": self.validity.to_dict(),
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "results_dir": self.results_dir,
+            "sequential": None if self.sequential is None else self.sequential.to_dict(),
         }
 
     @classmethod
@@ -791,7 +857,7 @@ class Summary:
         _schema(data)
         variants = {str(k): VariantFigures.from_dict(_map(v)) for k, v in _map(data.get("variants")).items()}
         names = list(variants)
-        timing, calibration = data.get("timing"), data.get("calibration")
+        timing, calibration, seq = data.get("timing"), data.get("calibration"), data.get("sequential")
         results_dir = data.get("results_dir")
         return cls(
             experiment=_str(data.get("experiment")),
@@ -819,6 +885,7 @@ class Summary:
             validity=Validity.from_dict(_map(data.get("validity"))),
             calibration=Calibration.from_dict(_map(calibration)) if calibration else None,
             results_dir=_opt_str(results_dir),
+            sequential=Sequential.from_dict(_map(seq)) if seq else None,
         )
 
 

@@ -79,7 +79,8 @@ def test_an_old_summary_reads_as_the_pre_schema_format_and_writes_schema_1() -> 
         assert v["processing"] == was["processing"] | {"scrape_gap_s": None}
         assert {**v, "processing": was["processing"]} == was
     assert d["seed_criterion"] == old["seed_criterion"] | {"result": "met"}  # type: ignore[operator]
-    same = ("schema", "seed_criterion", "variants")
+    assert d["sequential"] is None  # not a sequential run
+    same = ("schema", "seed_criterion", "variants", "sequential")
     assert {k: v for k, v in d.items() if k not in same} == {k: v for k, v in old.items() if k not in same}
 
 

@@ -1,0 +1,106 @@
+"""Sequential mode (``sequential: true``): look after every repetition, stop once it decides.
+
+From repetition :data:`~canarylab.experiment.vocabulary.MIN_REPETITIONS_TO_PASS` on, the
+engine calls :func:`look` on the client-side statistics of the repetitions so far.  Each
+deciding statistic gets the across-repetition interval of the log ratios with the
+anytime-valid critical value (:func:`~canarylab.experiment.stats.sequential_t_critical`),
+a confidence sequence: it covers the true change at every look at once, so stopping at the
+first look that decides keeps the error rates of a single look.  That is also why "run
+more repetitions" stays valid here, where re-analysing a fixed-length test after each
+added repetition inflates its false PASS (issue #11).
+
+A look decides, and the run stops, when :func:`~canarylab.experiment.verdict.on_intervals`
+gives PASS (every interval at or below -min_reduction) or FAIL (an interval wholly above
+0), or when a min_reduction improvement is ruled out for some statistic (its interval
+lies wholly above -min_reduction, "futile").  Otherwise the run
+goes on, up to ``repetitions``.  The final verdict is the analysis's, on every repetition
+run (analysis.py uses the same confidence sequence), with the breakage and error rules
+of verdict.py; errors do not stop a run early, because Fisher's test after every
+repetition would not keep its error rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from canarylab.experiment.load import LoadResult
+from canarylab.experiment.spec import ExperimentSpec
+from canarylab.experiment.stats import ChangeEstimate, paired_t_repetitions
+from canarylab.experiment.verdict import describe_change, on_intervals
+from canarylab.experiment.vocabulary import FAIL, MIN_REPETITIONS_TO_PASS, PASS
+
+Decision = Literal["continue", "PASS", "FAIL", "futile"]
+DECISIONS: tuple[Decision, ...] = get_args(Decision)
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one look saw: the deciding intervals after ``repetition`` repetitions, and whether
+    the run stops there."""
+
+    repetition: int
+    #: seconds of load so far, the warm-up included
+    load_seconds: float
+    estimates: Mapping[str, ChangeEstimate]
+    decision: Decision
+    reason: str
+
+    @property
+    def counts(self) -> bool:
+        """Whether this was a look (from repetition MIN_REPETITIONS_TO_PASS on)."""
+        return bool(self.estimates)
+
+    @property
+    def stops(self) -> bool:
+        return self.decision != "continue"
+
+
+def across(
+    spec: ExperimentSpec, client: Mapping[str, Sequence[LoadResult]], statistics: Sequence[str]
+) -> dict[str, ChangeEstimate]:
+    """The across-repetition estimate of each of ``statistics``: a confidence sequence when the
+    spec is sequential, else the fixed-n t-interval (analysis.py and :func:`look` share this)."""
+    base, cand = client.get(spec.baseline, []), client.get(spec.candidate, [])
+    return {
+        s: paired_t_repetitions(
+            [r.stats()[s] for r in base],
+            [r.stats()[s] for r in cand],
+            s,
+            confidence=spec.criteria.decide.confidence,
+            sequential=spec.sequential,
+        )
+        for s in statistics
+    }
+
+
+def look(spec: ExperimentSpec, client: Mapping[str, Sequence[LoadResult]], *, load_seconds: float) -> Look:
+    """The look after the repetitions in ``client`` (the module docstring says when it stops)."""
+    n = min(len(client.get(spec.baseline, [])), len(client.get(spec.candidate, [])))
+    stats = spec.criteria.decide.statistics
+    if n < MIN_REPETITIONS_TO_PASS:
+        why = f"repetition {n}: the first look is after repetition {MIN_REPETITIONS_TO_PASS}"
+        return Look(n, load_seconds, {}, "continue", why)
+    estimates = across(spec, client, stats)
+    verdict, reason = on_intervals(
+        spec.baseline, spec.candidate, list(estimates.values()), spec.criteria, run_to_run=True
+    )
+    thr = spec.criteria.decide.min_reduction
+    decision: Decision = "continue"
+    if verdict == PASS:
+        decision = "PASS"
+    elif verdict == FAIL:
+        decision = "FAIL"
+    else:
+        futile = [e for e in estimates.values() if e.ci_low > -thr]
+        if futile:
+            decision = "futile"
+            reason = (
+                f"a {thr:.0%} reduction is ruled out (a confidence sequence holds wherever the run "
+                "stops, so stopping here keeps its error rate): "
+                + "; ".join(describe_change(e) for e in futile)
+            )
+        elif n >= spec.repetitions:
+            reason = f"the most repetitions ({spec.repetitions}) ran without a decision: {reason}"
+    return Look(n, load_seconds, estimates, decision, reason)
