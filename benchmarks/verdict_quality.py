@@ -20,6 +20,20 @@ exactly ``effect``: the truth the intervals should cover.
 Printed per design (repetitions x seconds), per-run offset and true effect: the share of PASS, FAIL and
 INCONCLUSIVE, and the coverage of the 95% interval.  For one run, "clear" is how often
 its interval cleared -5%: what the rules before issue #11 called PASS.
+
+Then, on the same simulated runs of the default design (``--methods-design``, 10 x 20 s),
+each method side by side: its share of PASS and its mean load time (the warm-up, the same
+for all, left out):
+- ``default``: the engine's fixed design, the paired t-interval across all repetitions;
+- ``sequential``: the engine's sequential mode (``sequential.look`` after every repetition
+  from the third, stopping at the first that decides), on runs of its own design
+  (``--sequential-design``, at most 40 x 5 s: the same most load, in shorter repetitions);
+- ``seed rule``: the seed's own, one run's (the first repetition's) maximum falls by 5% or more;
+- ``kayenta``: as Kayenta's NetflixACAJudge, a Mann-Whitney U test on per-interval
+  (5 s) p95 values of every repetition: PASS when the candidate's are lower (one-sided,
+  p < 0.05) and their medians differ by 5% or more;
+- ``iter8 SLO``: an absolute SLO on the candidate alone, its p95 over the experiment at
+  most 95% of the baseline's true p95 (the limit a team would write from its baseline).
 """
 
 from __future__ import annotations
@@ -30,11 +44,14 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import mannwhitneyu
 
 import canarylab_contract as c
+from canarylab.experiment import sequential as seq
 from canarylab.experiment.analysis import MIN_REPETITIONS_ACROSS
 from canarylab.experiment.collect import block_plan
-from canarylab.experiment.spec import CriteriaSpec
+from canarylab.experiment.load import LoadResult
+from canarylab.experiment.spec import CriteriaSpec, ExperimentSpec, LoadSpec, VariantSpec
 from canarylab.experiment.stats import ChangeEstimate, Histogram, block_bootstrap, paired_t_repetitions
 from canarylab.experiment.verdict import on_intervals
 
@@ -46,6 +63,11 @@ SHARED_SD, OWN_SD, PHI = 0.10, 0.05, 0.9
 CRITERIA = CriteriaSpec()
 EFFECTS = (0.0, -0.05, -0.25)
 OFFSETS = (0.05, 0.07, 0.10)
+#: Kayenta's interval: the per-interval p95 values its judge compares
+KAYENTA_INTERVAL_S = 5
+#: the true p95 of the baseline (lognormal request noise only; the other noise moves it little)
+TRUE_P95_S = MEDIAN_S * float(np.exp(1.6448536269514722 * REQUEST_SD))
+METHODS = ("default", "sequential", "seed rule", "kayenta", "iter8 SLO")
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,79 @@ def simulate(rng: np.random.Generator, s: Scenario, sims: int, n_boot: int) -> d
     return {**share, "coverage": 100.0 * covered / sims, "clear": 100.0 * cleared / sims}
 
 
+def _result(latencies: np.ndarray, seconds: int) -> LoadResult:
+    """One simulated repetition of one variant, as the engine's sequential look reads it."""
+    q = {k: float(np.quantile(latencies, int(k) / 100)) for k in ("50", "90", "95", "99")}
+    n = int(latencies.size)
+    return LoadResult(
+        rate=RATE, duration=seconds, connections=1, timeout=10, time_taken=seconds, req1xx=0, req2xx=n,
+        req3xx=0, req4xx=0, req5xx=0, others=0, percentiles=q, latency_max=float(latencies.max()),
+    )  # fmt: skip
+
+
+def sequential_run(runs: list[tuple[np.ndarray, np.ndarray]], seconds: int) -> tuple[str, float]:
+    """The engine's sequential mode on ``runs`` (its most repetitions): the verdict and the load time."""
+    spec = ExperimentSpec(
+        name="bench",
+        hypothesis="",
+        variants=(VariantSpec("stable", 4), VariantSpec("canary", 16)),
+        load=LoadSpec(rate=RATE, duration=seconds, warmup=0),
+        repetitions=len(runs),
+        sequential=True,
+    )
+    client: dict[str, list[LoadResult]] = {"stable": [], "canary": []}
+    for i, (b, cn) in enumerate(runs, start=1):
+        client["stable"].append(_result(b, seconds))
+        client["canary"].append(_result(cn, seconds))
+        look = seq.look(spec, client, load_seconds=i * seconds)
+        if look.stops or i == len(runs):
+            return look.decision if look.decision in ("PASS", "FAIL") else "INCONCLUSIVE", float(i * seconds)
+    raise AssertionError("unreachable: the last repetition always returns")
+
+
+def _interval_p95(x: np.ndarray) -> np.ndarray:
+    step = KAYENTA_INTERVAL_S
+    return np.array([np.quantile(x[i : i + step], 0.95) for i in range(0, len(x), step)])
+
+
+def kayenta_pass(runs: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Mann-Whitney U on per-interval p95 values (module docstring)."""
+    b = np.concatenate([_interval_p95(r[0]) for r in runs])
+    cn = np.concatenate([_interval_p95(r[1]) for r in runs])
+    p = float(mannwhitneyu(cn, b, alternative="less").pvalue)
+    return p < 0.05 and float(np.median(cn)) <= (1 - CRITERIA.decide.min_reduction) * float(np.median(b))
+
+
+def methods(
+    rng: np.random.Generator, s: Scenario, sequential: Scenario, sims: int
+) -> dict[str, tuple[float, float]]:
+    """Each method's share of PASS (%) and mean load seconds; all but sequential mode on the same
+    simulated runs of ``s``, sequential mode on runs of its own design ``sequential``."""
+    passed: Counter[str] = Counter()
+    load: dict[str, float] = dict.fromkeys(METHODS, 0.0)
+    thr = CRITERIA.decide.min_reduction
+    for _ in range(sims):
+        runs = [one_run(rng, s) for _ in range(s.repetitions)]
+        full = s.repetitions * s.seconds
+        p95 = [(float(np.quantile(b, 0.95)), float(np.quantile(cn, 0.95))) for b, cn in runs]
+        est = paired_t_repetitions([b for b, _ in p95], [cn for _, cn in p95], "p95")
+        passed["default"] += on_intervals("stable", "canary", [est], CRITERIA, run_to_run=True)[0] == "PASS"
+        first_b, first_c = runs[0]
+        passed["seed rule"] += float(first_c.max()) <= (1 - thr) * float(first_b.max())
+        load["seed rule"] += s.seconds
+        passed["kayenta"] += kayenta_pass(runs)
+        everything = np.concatenate([cn.ravel() for _, cn in runs])
+        passed["iter8 SLO"] += float(np.quantile(everything, 0.95)) <= (1 - thr) * TRUE_P95_S
+        for m in ("default", "kayenta", "iter8 SLO"):
+            load[m] += full
+        verdict, seconds = sequential_run(
+            [one_run(rng, sequential) for _ in range(sequential.repetitions)], sequential.seconds
+        )
+        passed["sequential"] += verdict == "PASS"
+        load["sequential"] += seconds
+    return {m: (100.0 * passed[m] / sims, load[m] / sims) for m in METHODS}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sims", type=int, default=1000, help="simulated experiments per line (default 1000)")
@@ -126,6 +221,13 @@ def main() -> int:
         help="repetitions x seconds each (default 1x60 3x60 5x60 10x20)",
     )
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--methods-design", default="10x20", help="the methods table's design (default 10x20)")
+    p.add_argument(
+        "--sequential-design",
+        default="40x5",
+        help="sequential mode's most repetitions x seconds, the same most load (default 40x5)",
+    )
+    p.add_argument("--methods-sims", type=int, default=1000, help="per line of the methods table (1000)")
     args = p.parse_args()
     rng = np.random.default_rng(args.seed)
     print(
@@ -147,6 +249,27 @@ def main() -> int:
                     f"{sims:>6}{time.monotonic() - began:>6.0f}",
                     flush=True,
                 )
+    reps, seconds = (int(x) for x in args.methods_design.split("x"))
+    seq_reps, seq_seconds = (int(x) for x in args.sequential_design.split("x"))
+    print(
+        f"\nmethods on the same simulated runs, {reps} x {seconds} s (sequential mode: at most "
+        f"{seq_reps} x {seq_seconds} s); PASS% and mean load s per true effect"
+    )
+    effects = "".join(f"{f'PASS% {e:+.0%}':>13}{'load s':>8}" for e in EFFECTS)
+    print(f"{'method':<12}{'offset sd':>10}{effects}")
+    for offset in OFFSETS:
+        rows = {
+            e: methods(
+                rng,
+                Scenario(reps, offset, e, seconds),
+                Scenario(seq_reps, offset, e, seq_seconds),
+                args.methods_sims,
+            )
+            for e in EFFECTS
+        }
+        for m in METHODS:
+            cells = "".join(f"{rows[e][m][0]:>13.1f}{rows[e][m][1]:>8.0f}" for e in EFFECTS)
+            print(f"{m:<12}{offset:>10.2f}{cells}", flush=True)
     return 0
 
 

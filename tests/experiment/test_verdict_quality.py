@@ -46,3 +46,38 @@ def test_one_run_never_passes_though_its_interval_often_clears(bench: ModuleType
     r = bench.simulate(np.random.default_rng(13), bench.Scenario(1, 0.10, 0.0, 60), 60, 200)
     assert r["PASS"] == r["FAIL"] == 0.0
     assert r["coverage"] < 85.0  # promised 95%
+
+
+def test_sequential_mode_rarely_passes_identical_variants(bench: ModuleType) -> None:
+    r = bench.methods(
+        np.random.default_rng(21), bench.Scenario(10, 0.07, 0.0, 20), bench.Scenario(40, 0.07, 0.0, 5), 300
+    )
+    assert r["sequential"][0] <= 1.5
+    assert r["default"][0] <= 1.5
+
+
+def test_sequential_mode_finds_a_25_percent_reduction_with_less_load(bench: ModuleType) -> None:
+    r = bench.methods(
+        np.random.default_rng(22),
+        bench.Scenario(10, 0.07, -0.25, 20),
+        bench.Scenario(40, 0.07, -0.25, 5),
+        150,
+    )
+    passed, load = r["sequential"]
+    assert passed >= 90.0
+    assert load <= 0.6 * r["default"][1]  # the same most load, stopped early
+
+
+def test_the_anchors_pass_a_5_percent_boundary_far_more_often(bench: ModuleType) -> None:
+    """At the boundary (a true -5%) PASS should happen at most 5% of the time: the seed's rule
+    and a Kayenta-style judge pass it several times as often as the engine's designs."""
+    r = bench.methods(
+        np.random.default_rng(23),
+        bench.Scenario(10, 0.07, -0.05, 20),
+        bench.Scenario(40, 0.07, -0.05, 5),
+        150,
+    )
+    assert r["default"][0] <= 6.0
+    assert r["sequential"][0] <= 6.0
+    assert r["seed rule"][0] >= 25.0
+    assert r["kayenta"][0] >= 15.0
