@@ -149,7 +149,7 @@ def _broke(v: VariantHealth) -> list[str]:
     if v.unreachable:
         problems.append(f"{v.name} could not be reached ({v.unreachable} requests: nobody listening)")
     if v.restarts:
-        problems.append(f"{v.name} restarted during the run: {'; '.join(v.restarts)}")
+        problems.append(f"{v.name} exited or restarted during the run: {'; '.join(v.restarts)}")
     if v.client_errors:
         problems.append(f"{v.name} answered {v.client_errors} requests with 4xx (rejected them as malformed)")
     return problems

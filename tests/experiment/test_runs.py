@@ -295,23 +295,11 @@ def _events(results: Path) -> list[dict[str, Any]]:
     return out
 
 
-def test_interrupting_a_run_leaves_no_process_and_frees_the_ports(tmp_path: Path) -> None:
-    """Ctrl-C (SIGINT to the command's process group) and SIGTERM to the engine, mid-load."""
-    results = tmp_path / "results"
-    spec = write_spec(
-        tmp_path, "interrupted", load={"rate": 10, "duration": "60s", "warmup": "1s"}, repetitions=1
-    )
-    argv = [
-        console_script("canarylab"),
-        "experiment",
-        "run",
-        "--target",
-        "local",
-        str(spec),
-        "--results-dir",
-        str(results),
-    ]
-    cli = subprocess.Popen(
+def _start_cli(spec: Path, results: Path) -> subprocess.Popen[str]:
+    """``canarylab experiment run`` in its own process group, output in a pipe."""
+    argv = [console_script("canarylab"), "experiment", "run", "--target", "local", str(spec), "--results-dir",
+            str(results)]  # fmt: skip
+    return subprocess.Popen(
         argv,
         cwd=ROOT,
         env=env(),
@@ -320,17 +308,68 @@ def test_interrupting_a_run_leaves_no_process_and_frees_the_ports(tmp_path: Path
         text=True,
         start_new_session=True,
     )
+
+
+def _wait_for_load(cli: subprocess.Popen[str], results: Path, *, repetition: int) -> None:
+    """Until the load of ``repetition`` has started (a ``load_start`` event)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and cli.poll() is None:
+        if any(e["kind"] == "load_start" and e.get("repetition") == repetition for e in _events(results)):
+            return
+        time.sleep(0.3)
+    out = cli.communicate(timeout=10)[0] if cli.poll() is not None else ""
+    pytest.fail(f"repetition {repetition}'s load never started (exit {cli.poll()}):\n{out}")
+
+
+def test_a_killed_canary_fails_with_its_reason_and_keeps_the_raw_data(tmp_path: Path) -> None:
+    """The canary's model-service is killed during repetition 2 of 3: the candidate broke, so FAIL,
+    and what was measured stays on disk."""
+    results = tmp_path / "results"
+    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": 50}
+    spec = write_spec(
+        tmp_path,
+        "killed",
+        variants=[
+            {"name": "stable", "threads": 4, "env": knob},
+            {"name": "canary", "threads": 16, "env": knob},
+        ],
+        load={"rate": 10, "duration": "6s", "warmup": "1s", "timeout": "5s"},
+        repetitions=3,
+    )
+    cli = _start_cli(spec, results)
     try:
-        deadline = time.monotonic() + 180
-        events: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and cli.poll() is None:
-            events = _events(results)
-            if any(e["kind"] == "load_start" and e.get("repetition") == 1 for e in events):
-                break
-            time.sleep(0.3)
-        else:
-            out = cli.communicate(timeout=10)[0] if cli.poll() is not None else ""
-            pytest.fail(f"the load never started (exit {cli.poll()}):\n{out}")
+        _wait_for_load(cli, results, repetition=2)
+        time.sleep(2)
+        ready = next(e for e in _events(results) if e["kind"] == "ready")
+        os.kill(ready["data"]["pids"]["model-service-canary"], signal.SIGKILL)
+        out = cli.communicate(timeout=RUN_TIMEOUT)[0]
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait()
+    run_dir = next(p for p in results.iterdir() if p.is_dir() and not p.is_symlink())
+    summary = json.loads((run_dir / res.SUMMARY).read_text())
+    assert summary["verdict"] == "FAIL", explain(summary)
+    assert cli.returncode == VERDICT_EXIT_CODES["FAIL"], out
+    reason = summary["reason"]
+    assert reason.startswith("canary broke: canary exited or restarted during the run: "), reason
+    assert "repetition 2: model-service-canary exited" in reason
+    for rep in (1, 2, 3):
+        for variant in ("stable", "canary"):
+            assert (run_dir / res.load_file("rep", variant, repetition=rep)).stat().st_size > 0
+        assert (run_dir / res.PROM_DIR / f"rep{rep}.json").exists()
+    assert (run_dir / res.RAW_QUERIES).stat().st_size > 0
+
+
+def test_interrupting_a_run_leaves_no_process_and_frees_the_ports(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the command's process group) and SIGTERM to the engine, mid-load."""
+    results = tmp_path / "results"
+    spec = write_spec(
+        tmp_path, "interrupted", load={"rate": 10, "duration": "60s", "warmup": "1s"}, repetitions=1
+    )
+    cli = _start_cli(spec, results)
+    try:
+        _wait_for_load(cli, results, repetition=1)
         time.sleep(2)  # well inside the load
         events = _events(results)
         engine = next(e["data"]["pid"] for e in events if e["kind"] == "engine")
