@@ -160,7 +160,7 @@ def sequential_run(runs: list[tuple[np.ndarray, np.ndarray]], seconds: int) -> t
     for i, (b, cn) in enumerate(runs, start=1):
         client["stable"].append(_result(b, seconds))
         client["canary"].append(_result(cn, seconds))
-        look = seq.look(spec, client, load_seconds=i * seconds)
+        look = seq.look(spec, client, [], load_seconds=i * seconds)
         if look.stops or i == len(runs):
             return look.decision if look.decision in ("PASS", "FAIL") else "INCONCLUSIVE", float(i * seconds)
     raise AssertionError("unreachable: the last repetition always returns")

@@ -33,7 +33,7 @@ import numpy as np
 import canarylab_contract as c
 from canarylab import queries as q
 from canarylab.experiment import sequential
-from canarylab.experiment.collect import RepetitionCollection
+from canarylab.experiment.collect import APP_RESPONSE, PROCESSING, RepetitionCollection
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.spec import ExperimentSpec
 from canarylab.experiment.stats import (
@@ -65,10 +65,16 @@ from canarylab.experiment.vocabulary import (
     INVALID,
     MIN_REPETITIONS_TO_PASS,
     STATISTICS,
+    Metric,
     Statistic,
     seconds_to_ms,
 )
 
+#: What the deciding interval compares, per metric, in the words of ``decided_by``.
+METRIC_WORDS: Mapping[Metric, str] = {
+    "client_latency": "client-side statistics",
+    "app_response_seconds": "the app's response-time histogram, per repetition",
+}
 #: Repetitions from which the across-repetition interval decides (and may PASS).
 MIN_REPETITIONS_ACROSS = MIN_REPETITIONS_TO_PASS
 N_BOOT = 2000
@@ -227,8 +233,8 @@ def variant_figures(
 ) -> VariantFigures:
     """One variant's figures over every repetition (``error_budget_ok`` is set once decided)."""
     names = [v.name for v in spec.variants]
-    app_hist = pooled_histogram(reps, "app_response", variant)
-    proc_hist = pooled_histogram(reps, "processing", variant)
+    app_hist = pooled_histogram(reps, APP_RESPONSE, variant)
+    proc_hist = pooled_histogram(reps, PROCESSING, variant)
     proc_max = [r.window_values.get(q.PROCESSING_MAX.key, {}).get(variant, math.nan) for r in reps]
     proc_max_f = [x for x in proc_max if math.isfinite(x)]
     proc_gaps = [g for g in (processing_max_gap(r, variant, names) for r in reps) if g is not None]
@@ -300,7 +306,7 @@ def uncertainty(
     base, cand = spec.baseline, spec.candidate
     conf = spec.criteria.decide.confidence
     request_level: dict[str, ChangeEstimate] = {}
-    hb, hc = pooled_histogram(reps, "app_response", base), pooled_histogram(reps, "app_response", cand)
+    hb, hc = pooled_histogram(reps, APP_RESPONSE, base), pooled_histogram(reps, APP_RESPONSE, cand)
     if hb is not None and hc is not None and hb.total > 0 and hc.total > 0:
         for s in STATISTICS:
             request_level[s] = bootstrap_histograms(hb, hc, s, rng, n_boot=N_BOOT, confidence=conf)
@@ -317,13 +323,14 @@ def uncertainty(
         within = request_level
         decided_by = "within the run: bootstrap of the request-level distribution from the app's histogram"
     across: dict[str, ChangeEstimate] = {}
-    cb, cc = client.get(base, []), client.get(cand, [])
-    if len(cb) >= MIN_REPETITIONS_ACROSS and len(cb) == len(cc):
-        across = sequential.across(spec, client, STATISTICS)
+    n = sequential.repetitions_of(spec, client, reps)
+    same = len(client.get(base, [])) == len(client.get(cand, []))
+    if n >= MIN_REPETITIONS_ACROSS and same:
+        across = sequential.across(spec, client, reps, STATISTICS)
         interval = (
             "anytime-valid confidence sequence (sequential)" if spec.sequential else "paired t-interval"
         )
-        decided_by = f"across repetitions ({len(cb)}): {interval} on the log ratios of client-side statistics"
+        decided_by = f"across repetitions ({n}): {interval} on the log ratios of {METRIC_WORDS[spec.metric]}"
     return Uncertainty(within_run=within, request_level=request_level, across=across, decided_by=decided_by)
 
 

@@ -52,7 +52,9 @@ RANGE_QUERIES: tuple[q.Query, ...] = (
     q.QUEUE_DEPTH,
     q.IN_FLIGHT,
 )
-HISTOGRAMS: dict[str, q.Query] = {"app_response": q.APP_RESPONSE_BUCKETS, "processing": q.PROCESSING_BUCKETS}
+#: The names of the collected histograms (``RepetitionCollection.histograms``).
+APP_RESPONSE, PROCESSING = "app_response", "processing"
+HISTOGRAMS: dict[str, q.Query] = {APP_RESPONSE: q.APP_RESPONSE_BUCKETS, PROCESSING: q.PROCESSING_BUCKETS}
 
 
 def window_range(start: float, end: float) -> str:

@@ -412,7 +412,7 @@ class Runner:
 
     def look(self, rep: int) -> seq.Look:
         """Sequential mode: the look after repetition ``rep``, announced with its interval."""
-        look = seq.look(self.spec, self.client_results, load_seconds=self.load_seconds)
+        look = seq.look(self.spec, self.client_results, self.collections, load_seconds=self.load_seconds)
         if not look.counts:
             return look
         self.looks.append(look)

@@ -24,7 +24,7 @@ from canarylab.dashboard.build import UID as DASHBOARD_UID
 from canarylab.errors import CanarylabError
 from canarylab.experiment import results as res
 from canarylab.experiment.analysis import analyse, pooled_histogram
-from canarylab.experiment.collect import RepetitionCollection
+from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.load import parse_bombardier
 from canarylab.experiment.spec import load_spec
 from canarylab.experiment.summary import (
@@ -88,7 +88,7 @@ def render_plots(run_dir: Path, summary: Summary) -> list[Path]:
     made.append(plots.plot_comparison(reps, list(variants), out_dir / "latency-over-time.png", labels))
     hists = {}
     for name in variants:
-        h = pooled_histogram(reps, "app_response", name)
+        h = pooled_histogram(reps, APP_RESPONSE, name)
         if h is not None:
             hists[name] = h
     made.append(

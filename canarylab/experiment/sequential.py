@@ -1,7 +1,8 @@
 """Sequential mode (``sequential: true``): look after every repetition, stop once it decides.
 
 From repetition :data:`~canarylab.experiment.vocabulary.MIN_REPETITIONS_TO_PASS` on, the
-engine calls :func:`look` on the client-side statistics of the repetitions so far.  Each
+engine calls :func:`look` on the per-repetition statistics so far, of the spec's ``metric``
+(:func:`repetition_values`: the client's latency by default).  Each
 deciding statistic gets the across-repetition interval of the log ratios with the
 anytime-valid critical value (:func:`~canarylab.experiment.stats.sequential_t_critical`),
 a confidence sequence: it covers the true change at every look at once, so stopping at the
@@ -21,10 +22,12 @@ repetition would not keep its error rate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.spec import ExperimentSpec
 from canarylab.experiment.stats import ChangeEstimate, paired_t_repetitions
@@ -57,16 +60,34 @@ class Look:
         return self.decision != "continue"
 
 
+def repetition_values(
+    spec: ExperimentSpec,
+    client: Mapping[str, Sequence[LoadResult]],
+    reps: Sequence[RepetitionCollection],
+    variant: str,
+    stat: str,
+) -> list[float]:
+    """``stat`` of ``variant`` in each repetition, of the spec's ``metric``: bombardier's exact
+    statistic, or the quantile of the app's histogram of that repetition (NaN where it has none)."""
+    if spec.metric == "client_latency":
+        return [r.stats()[stat] for r in client.get(variant, [])]
+    hists = [r.histograms.get(APP_RESPONSE, {}).get(variant) for r in reps]
+    return [math.nan if h is None or h.total <= 0 else h.stat(stat) for h in hists]
+
+
 def across(
-    spec: ExperimentSpec, client: Mapping[str, Sequence[LoadResult]], statistics: Sequence[str]
+    spec: ExperimentSpec,
+    client: Mapping[str, Sequence[LoadResult]],
+    reps: Sequence[RepetitionCollection],
+    statistics: Sequence[str],
 ) -> dict[str, ChangeEstimate]:
-    """The across-repetition estimate of each of ``statistics``: a confidence sequence when the
-    spec is sequential, else the fixed-n t-interval (analysis.py and :func:`look` share this)."""
-    base, cand = client.get(spec.baseline, []), client.get(spec.candidate, [])
+    """The across-repetition estimate of each of ``statistics`` on the spec's metric: a confidence
+    sequence when the spec is sequential, else the fixed-n t-interval (analysis.py and
+    :func:`look` share this)."""
     return {
         s: paired_t_repetitions(
-            [r.stats()[s] for r in base],
-            [r.stats()[s] for r in cand],
+            repetition_values(spec, client, reps, spec.baseline, s),
+            repetition_values(spec, client, reps, spec.candidate, s),
             s,
             confidence=spec.criteria.decide.confidence,
             sequential=spec.sequential,
@@ -75,14 +96,29 @@ def across(
     }
 
 
-def look(spec: ExperimentSpec, client: Mapping[str, Sequence[LoadResult]], *, load_seconds: float) -> Look:
-    """The look after the repetitions in ``client`` (the module docstring says when it stops)."""
-    n = min(len(client.get(spec.baseline, [])), len(client.get(spec.candidate, [])))
+def repetitions_of(
+    spec: ExperimentSpec, client: Mapping[str, Sequence[LoadResult]], reps: Sequence[RepetitionCollection]
+) -> int:
+    """How many repetitions both variants have of the spec's metric."""
+    if spec.metric == "client_latency":
+        return min(len(client.get(spec.baseline, [])), len(client.get(spec.candidate, [])))
+    return len(reps)
+
+
+def look(
+    spec: ExperimentSpec,
+    client: Mapping[str, Sequence[LoadResult]],
+    reps: Sequence[RepetitionCollection],
+    *,
+    load_seconds: float,
+) -> Look:
+    """The look after the repetitions so far (the module docstring says when it stops)."""
+    n = repetitions_of(spec, client, reps)
     stats = spec.criteria.decide.statistics
     if n < MIN_REPETITIONS_TO_PASS:
         why = f"repetition {n}: the first look is after repetition {MIN_REPETITIONS_TO_PASS}"
         return Look(n, load_seconds, {}, "continue", why)
-    estimates = across(spec, client, stats)
+    estimates = across(spec, client, reps, stats)
     verdict, reason = on_intervals(
         spec.baseline, spec.candidate, list(estimates.values()), spec.criteria, run_to_run=True
     )

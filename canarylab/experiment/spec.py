@@ -18,14 +18,19 @@ import yaml
 
 import canarylab_contract as c
 from canarylab.errors import CanarylabError
-from canarylab.experiment.vocabulary import DECIDING_STATISTICS, DEFAULT_DECIDING, MIN_REPETITIONS_TO_PASS
+from canarylab.experiment.vocabulary import (
+    DECIDING_STATISTICS,
+    DEFAULT_DECIDING,
+    DEFAULT_METRIC,
+    METRICS,
+    MIN_REPETITIONS_TO_PASS,
+    Metric,
+)
 
 T = TypeVar("T")
 
 #: Metrics the seed's criterion may be computed from (each has an exact maximum).
 SEED_SOURCES: tuple[str, ...] = ("processing", "client")
-#: Compared metrics: the app's view of the model-service response time, or the client's.
-METRICS: tuple[str, ...] = ("app_response_seconds",)
 GENERATORS: tuple[str, ...] = ("bombardier",)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -176,7 +181,8 @@ class ExperimentSpec:
     variants: tuple[VariantSpec, ...]
     load: LoadSpec
     baseline: str = c.STABLE
-    metric: str = "app_response_seconds"
+    #: what the deciding interval across repetitions compares (vocabulary.METRICS)
+    metric: Metric = DEFAULT_METRIC
     criteria: CriteriaSpec = field(default_factory=CriteriaSpec)
     #: with ``sequential``, the most repetitions: the run stops after the first that decides
     repetitions: int = 1
@@ -351,6 +357,16 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[object], str]:
     return parse
 
 
+def _metric(value: object) -> Metric:
+    for m in METRICS:
+        if m == value:
+            return m
+    raise ValueError(
+        f"must be one of {', '.join(METRICS)}, got {value!r} (client_latency: bombardier's latency, "
+        "which includes every queue; app_response_seconds: the app's histogram, the seed's Grafana metric)"
+    )
+
+
 def _statistics(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise ValueError(f"must be a non-empty list of {', '.join(DECIDING_STATISTICS)}")
@@ -417,7 +433,7 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
     if "variants" not in top.data:
         problems.append("variants: is required (a list with the stable and the canary variant)")
     baseline = top.get("baseline", c.STABLE, _one_of(c.VARIANTS))
-    metric = top.get("metric", "app_response_seconds", _one_of(METRICS))
+    metric = top.get("metric", DEFAULT_METRIC, _metric)
     repetitions = top.get("repetitions", 1, _positive_int)
     seed = top.get("seed", 20240601, _positive_int)
     sequential = top.get("sequential", False, _bool)

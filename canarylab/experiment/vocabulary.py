@@ -58,6 +58,16 @@ DEFAULT_DECIDING: tuple[Statistic, ...] = ("p95",)
 #: Quantile of each percentile statistic; "max" is handled on its own.
 QUANTILES: Mapping[str, float] = MappingProxyType({"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99})
 
+# --- what is compared across repetitions -------------------------------------------------
+
+Metric = Literal["client_latency", "app_response_seconds"]
+#: The spec's ``metric``: the latency whose per-repetition statistics the deciding interval
+#: compares.  ``client_latency``: bombardier's, exact, and it includes every queue on the way
+#: (coordinated omission, docs/experiment.md); ``app_response_seconds``: the app's histogram of
+#: the model-service's response time, the seed's Grafana metric (quantiles within ~10%).
+METRICS: tuple[Metric, ...] = get_args(Metric)
+DEFAULT_METRIC: Final[Metric] = "client_latency"
+
 # --- units and formatting ----------------------------------------------------------------
 
 #: What a table shows for a missing or non-finite number.

@@ -1,4 +1,5 @@
-"""Sequential mode: the anytime-valid confidence sequence, the looks, the spec and the record."""
+"""Sequential mode (the anytime-valid confidence sequence, the looks, the spec and the record),
+and the spec's metric, which both modes compare across repetitions."""
 
 from __future__ import annotations
 
@@ -10,19 +11,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import canarylab_contract as c
 from canarylab.experiment import sequential as seq
 from canarylab.experiment.analysis import changes_of, uncertainty
+from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.report import render_markdown
 from canarylab.experiment.spec import ExperimentSpec, LoadSpec, SpecError, VariantSpec, spec_from_dict
 from canarylab.experiment.stats import (
     SEQUENTIAL_MIXTURE_G,
+    Histogram,
     _log_mixture_bf,
     paired_t_repetitions,
     sequential_t_critical,
     t_quantile,
 )
 from canarylab.experiment.summary import Sequential, SequentialLook, Summary
+from canarylab.experiment.vocabulary import DEFAULT_METRIC
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "experiment" / "run-must-pass"
 
@@ -131,7 +136,7 @@ def test_the_sequential_interval_is_the_t_interval_with_the_wider_critical_value
 
 
 def test_a_clear_25_percent_gain_passes_at_the_first_look() -> None:
-    lk = seq.look(spec(), client([0.75, 0.76, 0.74]), load_seconds=25.0)
+    lk = seq.look(spec(), client([0.75, 0.76, 0.74]), [], load_seconds=25.0)
     assert lk.counts
     assert lk.stops
     assert lk.decision == "PASS"
@@ -140,27 +145,27 @@ def test_a_clear_25_percent_gain_passes_at_the_first_look() -> None:
 
 
 def test_a_clearly_slower_candidate_fails_at_the_first_look() -> None:
-    lk = seq.look(spec(), client([1.30, 1.32, 1.29]), load_seconds=25.0)
+    lk = seq.look(spec(), client([1.30, 1.32, 1.29]), [], load_seconds=25.0)
     assert lk.decision == "FAIL"
     assert "slower" in lk.reason
 
 
 def test_identical_variants_stop_as_futile_not_pass() -> None:
-    lk = seq.look(spec(), client([1.0, 1.005, 0.995, 1.002]), load_seconds=30.0)
+    lk = seq.look(spec(), client([1.0, 1.005, 0.995, 1.002]), [], load_seconds=30.0)
     assert lk.decision == "futile"
     assert "reduction is ruled out" in lk.reason
 
 
 def test_noisy_evidence_goes_on_and_says_so_at_the_last_repetition() -> None:
     noisy = [0.80, 1.10, 0.85]
-    assert seq.look(spec(), client(noisy), load_seconds=20).decision == "continue"
-    last = seq.look(spec(repetitions=3), client(noisy), load_seconds=20)
+    assert seq.look(spec(), client(noisy), [], load_seconds=20).decision == "continue"
+    last = seq.look(spec(repetitions=3), client(noisy), [], load_seconds=20)
     assert last.decision == "continue"
     assert "the most repetitions (3) ran without a decision" in last.reason
 
 
 def test_before_the_third_repetition_there_is_no_look() -> None:
-    lk = seq.look(spec(), client([0.5, 0.5]), load_seconds=12)
+    lk = seq.look(spec(), client([0.5, 0.5]), [], load_seconds=12)
     assert not lk.counts
     assert not lk.stops
 
@@ -205,7 +210,7 @@ def test_the_spec_reads_sequential_and_refuses_too_few_repetitions() -> None:
 
 def test_the_record_round_trips_and_the_report_says_when_and_why_it_stopped() -> None:
     s = Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text()))
-    looks = [seq.look(spec(), client([0.75, 0.9, 0.74][:n] + [0.75] * (n - 3)), load_seconds=5.0 * n + 5)
+    looks = [seq.look(spec(), client([0.75, 0.9, 0.74][:n] + [0.75] * (n - 3)), [], load_seconds=5.0 * n + 5)
              for n in (3, 4)]  # fmt: skip
     record = Sequential(
         max_repetitions=10,
@@ -226,3 +231,44 @@ def test_the_record_round_trips_and_the_report_says_when_and_why_it_stopped() ->
     assert "stopped after repetition **4 of at most 10**" in text
     assert f"| 3 | 20 | p95 {looks[0].estimates['p95'].change * 100:+.1f}%" in text
     assert looks[-1].reason in text
+
+
+# --- the spec's metric: what the deciding interval compares ----------------------------------------
+
+
+def collections(app_ratios: list[float]) -> list[RepetitionCollection]:
+    """Per repetition, the app's histograms: the candidate's latencies ``ratio`` x the baseline's."""
+    rng = np.random.default_rng(5)
+    out = []
+    for i, ratio in enumerate(app_ratios, start=1):
+        base = 0.100 * np.exp(rng.normal(0, 0.3, 400))
+        hists = {
+            "stable": Histogram.from_samples(base, c.LATENCY_BUCKETS),
+            "canary": Histogram.from_samples(base * ratio, c.LATENCY_BUCKETS),
+        }
+        out.append(RepetitionCollection(i, 0.0, 10.0, "10s", histograms={APP_RESPONSE: hists}))
+    return out
+
+
+def test_the_metric_selects_what_the_deciding_interval_compares() -> None:
+    """The client says 30% slower, the app's histogram 25% faster: each metric decides on its own."""
+    data, reps = client([1.3, 1.31, 1.29, 1.3]), collections([0.75, 0.75, 0.75, 0.75])
+    on_client = dataclasses.replace(spec(sequential=False), metric="client_latency")
+    on_app = dataclasses.replace(on_client, metric="app_response_seconds")
+    u_client = uncertainty(on_client, data, reps, np.random.default_rng(1))
+    u_app = uncertainty(on_app, data, reps, np.random.default_rng(1))
+    assert u_client.across["p95"].ci_low > 0
+    assert u_app.across["p95"].ci_high < -0.15
+    assert "client-side statistics" in u_client.decided_by
+    assert "the app's response-time histogram, per repetition" in u_app.decided_by
+    assert (
+        seq.look(dataclasses.replace(on_app, sequential=True), data, reps, load_seconds=40).decision == "PASS"
+    )
+
+
+def test_the_spec_reads_the_metric_and_says_what_each_means() -> None:
+    assert spec_from_dict(BASE).metric == DEFAULT_METRIC == "client_latency"
+    assert spec_from_dict({**BASE, "metric": "app_response_seconds"}).metric == "app_response_seconds"
+    with pytest.raises(SpecError) as info:
+        spec_from_dict({**BASE, "metric": "processing_seconds"})
+    assert any("metric" in p and "client_latency: bombardier's latency" in p for p in info.value.problems)
