@@ -80,6 +80,8 @@ MIN_REPETITIONS_ACROSS = MIN_REPETITIONS_TO_PASS
 N_BOOT = 2000
 #: Fewer time blocks than this: the block bootstrap has too little to resample.
 MIN_BLOCKS = 5
+#: A repetition whose host was busier than this (but not saturated) gets a warning.
+HOST_BUSY_WARN = 0.90
 #: A job scraped less often than this gets a warning in the summary.
 SCRAPE_WARN = 0.9
 
@@ -418,6 +420,12 @@ def validity_warnings(
     """What may weaken the measurement without invalidating it."""
     warnings: list[str] = []
     for r in reps:
+        busy = r.host_cpu_busy
+        if busy is not None and HOST_BUSY_WARN < busy <= spec.criteria.max_host_cpu_busy:
+            warnings.append(
+                f"repetition {r.repetition}: the host's CPUs were {busy:.0%} busy; near saturation "
+                "the variants and the generator start to queue for a CPU"
+            )
         for job, share in sorted(r.scrape_success.items()):
             if math.isfinite(share) and share < SCRAPE_WARN:
                 warnings.append(
@@ -454,6 +462,7 @@ def analyse(
     figures = {v: variant_figures(spec, v, client.get(v, []), reps, healths[v]) for v in names}
     u = uncertainty(spec, client, reps, rng)
     seed, on_client = seed_results(spec, figures)
+    host = [(r.repetition, r.host_cpu_busy) for r in reps]
     verdict = decide(
         baseline=spec.baseline,
         candidate=spec.candidate,
@@ -462,6 +471,7 @@ def analyse(
         criteria=spec.criteria,
         run_to_run=u.run_to_run,
         seed=seed,
+        host_cpu_busy=host,
     )
     figures = {
         v: replace(f, error_budget_ok=verdict.error_budget_ok.get(v, False)) for v, f in figures.items()
@@ -483,5 +493,7 @@ def analyse(
                 "requests the generator sent (answered, failed or timed out) / configured duration"
             ),
             warnings=tuple(validity_warnings(spec, reps, healths)),
+            host_cpu_busy=tuple(busy for _, busy in host),
+            max_host_cpu_busy=spec.criteria.max_host_cpu_busy,
         ),
     )

@@ -216,6 +216,8 @@ class RepetitionCollection:
     queries: dict[str, str] = field(default_factory=dict)
     #: validity warnings found while collecting (a wait for Prometheus timed out, scrapes missing)
     warnings: list[str] = field(default_factory=list)
+    #: the share of the host's CPU time that was busy during the load (host.py); None: not measured
+    host_cpu_busy: float | None = None
 
     def _blocks_dict(self) -> dict[str, Any]:
         firsts = [hs[0] for hs in self.blocks.values() if hs]
@@ -268,6 +270,7 @@ class RepetitionCollection:
             "restarts": self.restarts,
             "queries": self.queries,
             "warnings": self.warnings,
+            "host_cpu_busy": self.host_cpu_busy,
         }
 
     @classmethod
@@ -308,6 +311,7 @@ class RepetitionCollection:
             restarts={k: list(v) for k, v in (data.get("restarts") or {}).items()},
             queries=dict(data.get("queries") or {}),
             warnings=[str(w) for w in data.get("warnings") or []],
+            host_cpu_busy=None if data.get("host_cpu_busy") is None else float(data["host_cpu_busy"]),
         )
 
 

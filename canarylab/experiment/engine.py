@@ -32,6 +32,7 @@ from canarylab import queries as q
 from canarylab.dashboard.annotations import URL_ENV, GrafanaAnnotator, annotator_from_env
 from canarylab.errors import CanarylabError
 from canarylab.experiment import events as ev
+from canarylab.experiment import host
 from canarylab.experiment import results as res
 from canarylab.experiment import sequential as seq
 from canarylab.experiment.analysis import analyse, changes_of
@@ -378,6 +379,7 @@ class Runner:
             for rep in range(1, spec.repetitions + 1):
                 self.quiet_before(t, rep)  # after calibration, warm-up or the previous repetition
                 start = time.time()
+                cpu_before = host.cpu_reading()
                 results = self.load_phase(
                     loads,
                     t,
@@ -390,6 +392,7 @@ class Runner:
                     progress_offset=spec.load.warmup + (rep - 1) * spec.load.duration,
                     progress_total=total,
                 )
+                busy = host.busy_share(cpu_before, host.cpu_reading())
                 for v, r in results.items():
                     self.client_results[v].append(r)
                 end = self.settle(t, time.time())
@@ -397,6 +400,7 @@ class Runner:
                 coll = collect_repetition(
                     self.client, rep, start, end, t.selector, min_block=self.min_block(t)
                 )
+                coll.host_cpu_busy = busy if math.isfinite(busy) else None
                 self.collections.append(coll)
                 res.write_json(self.run_dir / res.PROM_DIR / f"rep{rep}.json", coll.to_dict())
                 for v, problems in t.problems().items():

@@ -284,6 +284,12 @@ def _validity(s: Summary) -> list[str]:
         f"Valid: **{'yes' if v.valid else 'no'}**. Achieved rate = {v.achieved_rate_definition}; "
         f"INVALID below {v.min_achieved_rate * 100:.0f}% of the target.",
     ]
+    busy = [b for b in v.host_cpu_busy if b is not None]
+    if busy:
+        lines.append(
+            f"The host's CPUs were {', '.join(f'{b:.0%}' for b in busy)} busy in the repetitions "
+            f"(INVALID above {v.max_host_cpu_busy or 0:.0%}: a saturated host measures itself)."
+        )
     lines += [f"- {d}" for d in s.details if d != s.reason]
     lines += [f"- warning: {w}" for w in v.warnings]
     return lines

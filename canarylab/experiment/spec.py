@@ -159,6 +159,8 @@ class CriteriaSpec:
     max_error_ratio: float = 0.01
     #: INVALID when a variant's achieved rate is below this share of the target.
     min_achieved_rate: float = 0.95
+    #: INVALID when the host's CPUs were busier than this in a repetition (host.py).
+    max_host_cpu_busy: float = 0.98
 
 
 @dataclass(frozen=True)
@@ -478,6 +480,7 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
         decide=decide,
         max_error_ratio=cr.get("max_error_ratio", 0.01, parse_fraction),
         min_achieved_rate=cr.get("min_achieved_rate", 0.95, parse_fraction),
+        max_host_cpu_busy=cr.get("max_host_cpu_busy", CriteriaSpec.max_host_cpu_busy, parse_fraction),
     )
     cr.finish()
 

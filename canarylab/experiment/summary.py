@@ -529,6 +529,10 @@ class Validity:
     min_achieved_rate: float
     achieved_rate_definition: str
     warnings: tuple[str, ...] = ()
+    #: per repetition, the share of the host's CPU time that was busy (None: not measured)
+    host_cpu_busy: tuple[float | None, ...] = ()
+    #: above this share in any repetition the run is INVALID (the host was saturated)
+    max_host_cpu_busy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -536,6 +540,8 @@ class Validity:
             "min_achieved_rate": self.min_achieved_rate,
             "achieved_rate_definition": self.achieved_rate_definition,
             "warnings": list(self.warnings),
+            "host_cpu_busy": list(self.host_cpu_busy),
+            "max_host_cpu_busy": self.max_host_cpu_busy,
         }
 
     @classmethod
@@ -545,6 +551,8 @@ class Validity:
             min_achieved_rate=_num(data.get("min_achieved_rate")) or 0.95,
             achieved_rate_definition=_str(data.get("achieved_rate_definition")),
             warnings=_strs(data.get("warnings")),
+            host_cpu_busy=tuple(_num(x) for x in data.get("host_cpu_busy") or ()),
+            max_host_cpu_busy=_num(data.get("max_host_cpu_busy")),
         )
 
 

@@ -3,7 +3,8 @@
 Each verdict means one thing, and its reason says which case it is:
 
 1. INVALID: the measurement broke, so nothing can be said of the candidate: a
-   variant's achieved (offered) rate is more than 5% below target, the baseline
+   variant's achieved (offered) rate is more than 5% below target, the host's
+   CPUs were saturated in a repetition (over 98% busy), the baseline
    broke (restarted, unreachable, malformed-request 4xx answers, errors over the
    budget: there is nothing sound to compare with), or a deciding statistic has
    no data.
@@ -175,6 +176,17 @@ def validity_problems(variants: Sequence[VariantHealth], min_achieved: float, ba
     return problems
 
 
+def host_problems(host_cpu_busy: Sequence[tuple[int, float | None]], limit: float) -> list[str]:
+    """Why the host was saturated, per (repetition, busy share) over ``limit``; empty when it was not."""
+    return [
+        f"the host was saturated: its CPUs were {busy:.1%} busy in repetition {rep} (over "
+        f"{limit:.0%}), so the variants and the generator queued for a CPU and the latencies "
+        "measure the host; stop what else runs on it, or lower the rate or the work per request"
+        for rep, busy in host_cpu_busy
+        if busy is not None and math.isfinite(busy) and busy > limit
+    ]
+
+
 def more_errors_p(candidate: VariantHealth, baseline: VariantHealth) -> float:
     """One-sided p-value of Fisher's exact test that ``candidate`` errs more often than ``baseline``."""
     from scipy.stats import fisher_exact  # noqa: PLC0415 - scipy.stats takes ~1 s to import
@@ -220,11 +232,13 @@ def decide(
     criteria: CriteriaSpec,
     run_to_run: bool,
     seed: SeedResult | None = None,
+    host_cpu_busy: Sequence[tuple[int, float | None]] = (),
 ) -> Verdict:
     """Apply the rules above; see the module docstring.
 
     ``run_to_run``: whether the intervals in ``changes`` include run-to-run variation
-    (the across-repetition interval); without it there is no PASS.
+    (the across-repetition interval); without it there is no PASS.  ``host_cpu_busy``:
+    (repetition, share of the host's CPU time busy) for each measured repetition.
     """
     by_name = {v.name: v for v in variants}
     budget = {v.name: (v.error_ratio <= criteria.max_error_ratio if v.requests else False) for v in variants}
@@ -239,6 +253,7 @@ def decide(
         details.append(seed.describe())
 
     problems = validity_problems(variants, criteria.min_achieved_rate, baseline)
+    problems.extend(host_problems(host_cpu_busy, criteria.max_host_cpu_busy))
     base = by_name.get(baseline)
     if base is not None and base.requests and not budget[baseline]:
         problems.append(

@@ -276,11 +276,15 @@ def test_collections_round_trip_through_json() -> None:
          (("0.1", 2), ("+Inf", 3))]
     )  # fmt: skip
     coll = RepetitionCollection(1, 0.0, 10.0, "10s", blocks=blocks, block_seconds=1.0,
-                                window_values={"processing_max": {"stable": 0.2}})  # fmt: skip
+                                window_values={"processing_max": {"stable": 0.2}},
+                                host_cpu_busy=0.37)  # fmt: skip
     again = RepetitionCollection.from_dict(json.loads(json.dumps(coll.to_dict())))
     assert again.blocks == coll.blocks
     assert again.window_values == coll.window_values
     assert again.block_seconds == 1.0
+    assert again.host_cpu_busy == 0.37
+    old = {k: v for k, v in coll.to_dict().items() if k != "host_cpu_busy"}  # saved before it existed
+    assert RepetitionCollection.from_dict(old).host_cpu_busy is None
 
 
 # --- Prometheus config and ports -------------------------------------------------------------------------

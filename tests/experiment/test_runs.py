@@ -139,6 +139,9 @@ def test_short_real_run_writes_every_result(tmp_path: Path) -> None:
 
     spec_as_run = yaml.safe_load((run_dir / res.SPEC).read_text())
     assert spec_as_run["load"]["duration"] == 5
+    busy = summary["validity"]["host_cpu_busy"]
+    assert len(busy) == 2
+    assert all(0.0 <= b <= 0.98 for b in busy), busy  # measured per repetition, and not saturated
     environment = json.loads((run_dir / res.ENVIRONMENT).read_text())
     assert environment["knobs"]["repetitions"] == 2
     assert "v1.2.6" in environment["tools"]["bombardier"]["version"]

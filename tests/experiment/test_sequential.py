@@ -1,5 +1,5 @@
 """Sequential mode (the anytime-valid confidence sequence, the looks, the spec and the record),
-and the spec's metric, which both modes compare across repetitions."""
+the spec's metric, which both modes compare across repetitions, and the host's CPU."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import canarylab_contract as c
 from canarylab.experiment import sequential as seq
 from canarylab.experiment.analysis import changes_of, uncertainty
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
+from canarylab.experiment.host import CpuReading, busy_share, cpu_reading
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.report import render_markdown
 from canarylab.experiment.spec import ExperimentSpec, LoadSpec, SpecError, VariantSpec, spec_from_dict
@@ -272,3 +273,21 @@ def test_the_spec_reads_the_metric_and_says_what_each_means() -> None:
     with pytest.raises(SpecError) as info:
         spec_from_dict({**BASE, "metric": "processing_seconds"})
     assert any("metric" in p and "client_latency: bombardier's latency" in p for p in info.value.problems)
+
+
+# --- the host's CPU --------------------------------------------------------------------------------
+
+
+def test_the_busy_share_counts_what_was_not_idle_nor_waiting_for_io() -> None:
+    before, after = CpuReading(available=100.0, total=400.0), CpuReading(available=103.0, total=420.0)
+    assert busy_share(before, after) == pytest.approx(0.85)
+    assert math.isnan(busy_share(before, before))
+    reading = cpu_reading()
+    assert 0 <= reading.available <= reading.total
+    assert 0.0 <= busy_share(reading, cpu_reading()) <= 1.0 or math.isnan(busy_share(reading, reading))
+
+
+def test_the_spec_reads_the_hosts_limit() -> None:
+    assert spec_from_dict(BASE).criteria.max_host_cpu_busy == 0.98
+    limited = spec_from_dict({**BASE, "criteria": {"max_host_cpu_busy": "90%"}})
+    assert limited.criteria.max_host_cpu_busy == 0.9

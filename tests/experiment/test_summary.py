@@ -73,14 +73,14 @@ def test_an_old_summary_reads_as_the_pre_schema_format_and_writes_schema_1() -> 
     # and everything it has is kept as it was
     old = fixture_dict()
     assert d["comparison"] == old["comparison"]
-    assert d["validity"] == old["validity"]
+    assert d["validity"] == old["validity"] | {"host_cpu_busy": [], "max_host_cpu_busy": None}  # type: ignore[operator]
     for name, v in d["variants"].items():
         was = old["variants"][name]  # type: ignore[index]
         assert v["processing"] == was["processing"] | {"scrape_gap_s": None}
         assert {**v, "processing": was["processing"]} == was
     assert d["seed_criterion"] == old["seed_criterion"] | {"result": "met"}  # type: ignore[operator]
     assert d["sequential"] is None  # not a sequential run
-    same = ("schema", "seed_criterion", "variants", "sequential")
+    same = ("schema", "seed_criterion", "variants", "sequential", "validity")
     assert {k: v for k, v in d.items() if k not in same} == {k: v for k, v in old.items() if k not in same}
 
 
@@ -107,7 +107,10 @@ def test_spread_across_repetitions_and_calibration_round_trip() -> None:
     variants = {name: dataclasses.replace(v, spread=spread) for name, v in s.variants.items()}
     comparison = dataclasses.replace(s.comparison, across_repetitions=s.comparison.within_run)
     cal = Calibration.from_dict(calibrate(CalibrationSpec(start_rate=5, growth=2, max_steps=3), _step))
-    more = dataclasses.replace(s, variants=variants, comparison=comparison, calibration=cal)
+    validity = dataclasses.replace(s.validity, host_cpu_busy=(0.42, None, 0.97), max_host_cpu_busy=0.98)
+    more = dataclasses.replace(
+        s, variants=variants, comparison=comparison, calibration=cal, validity=validity
+    )
     d = json_round(more.to_dict())
     assert Summary.from_dict(d) == more
     assert Summary.from_dict(d).to_dict() == d
@@ -117,6 +120,7 @@ def test_spread_across_repetitions_and_calibration_round_trip() -> None:
     assert "## Calibration" in text
     assert "Spread across repetitions" in text
     assert "12.0 ± 1.5 [9.0 .. 12.0]" in text
+    assert "The host's CPUs were 42%, 97% busy in the repetitions (INVALID above 98%" in text
 
 
 def test_calibration_json_round_trips() -> None:

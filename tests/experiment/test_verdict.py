@@ -45,6 +45,7 @@ def run(
     seed: SeedResult | None = None,
     criteria: CriteriaSpec = BOTH,
     run_to_run: bool = True,
+    host_cpu_busy: tuple[tuple[int, float | None], ...] = (),
 ) -> tuple[str, str]:
     v = decide(
         baseline="stable",
@@ -54,6 +55,7 @@ def run(
         criteria=criteria,
         run_to_run=run_to_run,
         seed=seed,
+        host_cpu_busy=host_cpu_busy,
     )
     return v.verdict, v.reason
 
@@ -122,6 +124,16 @@ def test_invalid_when_the_achieved_rate_is_more_than_5_percent_below_target() ->
     assert "canary" in reason
     assert "9.40" in reason
     assert run(canary=health("canary", achieved_rps=9.5))[0] == PASS  # exactly 5% below is fine
+
+
+def test_invalid_when_the_host_was_saturated_in_a_repetition() -> None:
+    verdict, reason = run(host_cpu_busy=((1, 0.60), (2, 0.995), (3, None)))
+    assert verdict == INVALID
+    assert reason.startswith("the host was saturated: its CPUs were 99.5% busy in repetition 2 (over 98%)")
+    assert "stop what else runs on it" in reason
+    assert run(host_cpu_busy=((1, 0.98), (2, None)))[0] == PASS  # at the limit, or not measured: fine
+    lenient = replace(BOTH, max_host_cpu_busy=1.0)
+    assert run(host_cpu_busy=((1, 0.995),), criteria=lenient)[0] == PASS
 
 
 def test_a_baseline_that_broke_invalidates_a_candidate_that_broke_fails() -> None:
