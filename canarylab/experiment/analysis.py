@@ -452,6 +452,7 @@ def analyse(
     target_restarts: Mapping[str, Sequence[str]] | None = None,
 ) -> Analysis:
     """The analysis part of summary.json: figures, uncertainty, the seed's criterion, the verdict."""
+    spec = sequential.with_deciding(spec, client)
     rng = np.random.default_rng(spec.seed)
     names = [v.name for v in spec.variants]
     restarts: dict[str, list[str]] = {v: list((target_restarts or {}).get(v, [])) for v in names}

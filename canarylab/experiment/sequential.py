@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
@@ -105,6 +105,18 @@ def repetitions_of(
     return len(reps)
 
 
+def with_deciding(spec: ExperimentSpec, client: Mapping[str, Sequence[LoadResult]]) -> ExperimentSpec:
+    """``spec`` with the statistics that decide this run: the spec's, and p99 where every repetition
+    of both variants has ``p99_from_requests`` requests or more (one rule for analysis and looks)."""
+    decide = spec.criteria.decide
+    counts = [r.total for v in (spec.baseline, spec.candidate) for r in client.get(v, [])]
+    enough = decide.p99_from_requests > 0 and bool(counts) and min(counts) >= decide.p99_from_requests
+    if not enough or "p99" in decide.statistics:
+        return spec
+    statistics = (*decide.statistics, "p99")
+    return replace(spec, criteria=replace(spec.criteria, decide=replace(decide, statistics=statistics)))
+
+
 def look(
     spec: ExperimentSpec,
     client: Mapping[str, Sequence[LoadResult]],
@@ -114,6 +126,7 @@ def look(
 ) -> Look:
     """The look after the repetitions so far (the module docstring says when it stops)."""
     n = repetitions_of(spec, client, reps)
+    spec = with_deciding(spec, client)
     stats = spec.criteria.decide.statistics
     if n < MIN_REPETITIONS_TO_PASS:
         why = f"repetition {n}: the first look is after repetition {MIN_REPETITIONS_TO_PASS}"

@@ -149,6 +149,9 @@ class DecideCriterion:
     statistics: tuple[str, ...] = DEFAULT_DECIDING
     min_reduction: float = 0.05
     confidence: float = 0.95
+    #: p99 decides too when every repetition of both variants has at least this many
+    #: requests (then at least 10 lie above it); 0: only ``statistics``
+    p99_from_requests: int = 1000
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,12 @@ def _bool(value: object) -> bool:
     return value
 
 
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be a whole number, 0 or more, got {value!r}")
+    return value
+
+
 def _positive_float(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"must be a number, got {value!r}")
@@ -473,6 +482,7 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
         statistics=dr.get("statistics", DEFAULT_DECIDING, _statistics),
         min_reduction=dr.get("min_reduction", 0.05, parse_fraction),
         confidence=dr.get("confidence", 0.95, _confidence),
+        p99_from_requests=dr.get("p99_from_requests", DecideCriterion.p99_from_requests, _count),
     )
     dr.finish()
     criteria = CriteriaSpec(

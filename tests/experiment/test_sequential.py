@@ -13,7 +13,7 @@ import pytest
 
 import canarylab_contract as c
 from canarylab.experiment import sequential as seq
-from canarylab.experiment.analysis import changes_of, uncertainty
+from canarylab.experiment.analysis import analyse, changes_of, uncertainty
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.host import CpuReading, busy_share, cpu_reading
 from canarylab.experiment.load import LoadResult
@@ -291,3 +291,33 @@ def test_the_spec_reads_the_hosts_limit() -> None:
     assert spec_from_dict(BASE).criteria.max_host_cpu_busy == 0.98
     limited = spec_from_dict({**BASE, "criteria": {"max_host_cpu_busy": "90%"}})
     assert limited.criteria.max_host_cpu_busy == 0.9
+
+
+# --- p99 decides where the run has enough requests ---------------------------------------------------
+
+
+def test_p99_decides_too_where_every_repetition_has_enough_requests() -> None:
+    few = client([0.75, 0.76, 0.74])  # 50 requests a repetition
+    many = {v: [dataclasses.replace(r, req2xx=1000) for r in rs] for v, rs in few.items()}
+    assert seq.with_deciding(spec(), few).criteria.decide.statistics == ("p95",)
+    assert seq.with_deciding(spec(), many).criteria.decide.statistics == ("p95", "p99")
+    one_short = {v: [*rs[:-1], few[v][-1]] for v, rs in many.items()}
+    assert seq.with_deciding(spec(), one_short).criteria.decide.statistics == ("p95",)
+    never = spec()
+    never = dataclasses.replace(
+        never,
+        criteria=dataclasses.replace(
+            never.criteria, decide=dataclasses.replace(never.criteria.decide, p99_from_requests=0)
+        ),
+    )
+    assert seq.with_deciding(never, many).criteria.decide.statistics == ("p95",)
+    assert set(seq.look(spec(), many, [], load_seconds=20).estimates) == {"p95", "p99"}
+    fixed = spec(sequential=False)
+    assert analyse(fixed, many, []).comparison.statistics == ("p95", "p99")
+    assert analyse(fixed, few, []).comparison.statistics == ("p95",)
+    assert (
+        spec_from_dict(
+            {**BASE, "criteria": {"decide": {"p99_from_requests": 0}}}
+        ).criteria.decide.p99_from_requests
+        == 0
+    )
