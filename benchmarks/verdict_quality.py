@@ -21,6 +21,9 @@ Printed per design (repetitions x seconds), per-run offset and true effect: the 
 INCONCLUSIVE, and the coverage of the 95% interval.  For one run, "clear" is how often
 its interval cleared -5%: what the rules before issue #11 called PASS.
 
+Then two lines of one run with no offset between runs: what the block bootstrap's fixed
+block length (a repetition's span / 20) covers when only the noise over time is left.
+
 Then, on the same simulated runs of the default design (``--methods-design``, 10 x 20 s),
 each method side by side: its share of PASS and its mean load time (the warm-up, the same
 for all, left out):
@@ -249,6 +252,17 @@ def main() -> int:
                     f"{sims:>6}{time.monotonic() - began:>6.0f}",
                     flush=True,
                 )
+    # The block length's own coverage: one run with no offset between runs, so only the noise
+    # over time is left for the blocks to capture (its own generator: the lines above stay put).
+    blocks_rng = np.random.default_rng(args.seed + 1)
+    for effect in (0.0, -0.25):
+        r = simulate(blocks_rng, Scenario(1, 0.0, effect, SECONDS), args.one_run_sims, args.n_boot)
+        print(
+            f"{f'1 x {SECONDS} s':<16}{0.0:>10.2f}{effect:>+8.0%}{r['PASS']:>8.1f}{r['FAIL']:>8.1f}"
+            f"{r['INCONCLUSIVE']:>9.1f}{r['coverage']:>8.1f}{r['clear']:>8.1f}{args.one_run_sims:>6}"
+            "   (no run-to-run offset: the blocks' own coverage)",
+            flush=True,
+        )
     reps, seconds = (int(x) for x in args.methods_design.split("x"))
     seq_reps, seq_seconds = (int(x) for x in args.sequential_design.split("x"))
     print(
