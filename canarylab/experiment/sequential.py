@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from typing import Literal
 
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.load import LoadResult
@@ -34,8 +34,9 @@ from canarylab.experiment.stats import ChangeEstimate, paired_t_repetitions
 from canarylab.experiment.verdict import describe_change, on_intervals
 from canarylab.experiment.vocabulary import FAIL, MIN_REPETITIONS_TO_PASS, PASS
 
+#: What a look decided: go on, or stop with PASS, FAIL or "futile" (a min_reduction improvement
+#: ruled out, INCONCLUSIVE).
 Decision = Literal["continue", "PASS", "FAIL", "futile"]
-DECISIONS: tuple[Decision, ...] = get_args(Decision)
 
 
 @dataclass(frozen=True)
