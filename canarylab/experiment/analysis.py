@@ -179,6 +179,11 @@ def client_latency(results: Sequence[LoadResult]) -> Latency:
     return Latency(**means, max_ms=seconds_to_ms(max(maxima)) if maxima else None)
 
 
+def client_seconds(latency: Latency) -> dict[str, float]:
+    """The client's statistics in seconds (as the SLOs are written), the ones measured."""
+    return {s: ms / 1000.0 for s in STATISTICS if (ms := latency.ms(s)) is not None}
+
+
 def _repetition_figures(
     variant: str, results: Sequence[LoadResult], reps: Sequence[RepetitionCollection], proc_max: list[float]
 ) -> tuple[RepetitionFigures, ...]:
@@ -473,6 +478,7 @@ def analyse(
         run_to_run=u.run_to_run,
         seed=seed,
         host_cpu_busy=host,
+        client_stats={v: client_seconds(f.client) for v, f in figures.items()},
     )
     figures = {
         v: replace(f, error_budget_ok=verdict.error_budget_ok.get(v, False)) for v, f in figures.items()

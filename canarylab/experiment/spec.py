@@ -24,6 +24,7 @@ from canarylab.experiment.vocabulary import (
     DEFAULT_METRIC,
     METRICS,
     MIN_REPETITIONS_TO_PASS,
+    STATISTICS,
     Metric,
 )
 
@@ -155,9 +156,27 @@ class DecideCriterion:
 
 
 @dataclass(frozen=True)
+class SloSpec:
+    """Absolute limits in the spirit of Iter8's SLOs, checked on each variant (verdict.py): the
+    candidate over one FAILs; a baseline over one is reported.  A limit, not a comparison: an
+    SLO can make a candidate FAIL, never PASS."""
+
+    #: statistic (p50..p99 or max) -> seconds: the client's statistic, averaged over the
+    #: repetitions (max: the largest), must not exceed it
+    latency: dict[str, float] = field(default_factory=dict)
+    #: errors (5xx, timeouts) the variant may cause, as a share of its requests
+    error_ratio: float | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        """The spec file's form: ``{p95: 0.5, error_ratio: 0.01}``."""
+        return {**self.latency, **({} if self.error_ratio is None else {"error_ratio": self.error_ratio})}
+
+
+@dataclass(frozen=True)
 class CriteriaSpec:
     seed: SeedCriterion = field(default_factory=SeedCriterion)
     decide: DecideCriterion = field(default_factory=DecideCriterion)
+    slo: SloSpec = field(default_factory=SloSpec)
     #: A variant with more errors (5xx, timeouts) than this fails.
     max_error_ratio: float = 0.01
     #: INVALID when a variant's achieved rate is below this share of the target.
@@ -248,6 +267,7 @@ class ExperimentSpec:
         data = asdict(self)
         data["variants"] = [asdict(v) for v in self.variants]
         data["criteria"]["decide"]["statistics"] = list(self.criteria.decide.statistics)
+        data["criteria"]["slo"] = self.criteria.slo.to_dict()
         return data
 
 
@@ -485,9 +505,16 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
         p99_from_requests=dr.get("p99_from_requests", DecideCriterion.p99_from_requests, _count),
     )
     dr.finish()
+    lr_slo = cr.sub("slo")
+    slo = SloSpec(
+        latency={s: lr_slo.get(s, 0.0, _positive_duration) for s in STATISTICS if s in lr_slo.data},
+        error_ratio=lr_slo.get("error_ratio", None, parse_fraction),
+    )
+    lr_slo.finish()
     criteria = CriteriaSpec(
         seed=seed_criterion,
         decide=decide,
+        slo=slo,
         max_error_ratio=cr.get("max_error_ratio", 0.01, parse_fraction),
         min_achieved_rate=cr.get("min_achieved_rate", 0.95, parse_fraction),
         max_host_cpu_busy=cr.get("max_host_cpu_busy", CriteriaSpec.max_host_cpu_busy, parse_fraction),

@@ -11,7 +11,9 @@ Each verdict means one thing, and its reason says which case it is:
 2. FAIL, the candidate broke: it restarted, could not be reached, answered 4xx,
    or caused errors (5xx, timeouts) over the absolute budget (1%) or more often
    than the baseline beyond chance (Fisher's exact test, one-sided, at the
-   decision's confidence).  Errors are an outcome, not noise.
+   decision's confidence), or it missed an absolute SLO of the spec
+   (``criteria.slo``, e.g. p95 <= 500 ms; a baseline that misses one is only
+   reported).  Errors are an outcome, not noise.
 3. On the confidence intervals of the relative change (candidate/baseline - 1)
    of every deciding statistic, with threshold -min_reduction:
    - FAIL when some interval lies wholly above 0 (the candidate is slower), and
@@ -34,7 +36,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from canarylab.experiment.spec import CriteriaSpec
+from canarylab.experiment.spec import CriteriaSpec, SloSpec
 from canarylab.experiment.stats import ChangeEstimate
 from canarylab.experiment.summary import SeedOutcome
 from canarylab.experiment.vocabulary import (
@@ -217,6 +219,18 @@ def _error_failure(cand: VariantHealth, base: VariantHealth, criteria: CriteriaS
     return None
 
 
+def slo_misses(v: VariantHealth, values: Mapping[str, float], slo: SloSpec) -> list[str]:
+    """The SLOs ``v`` missed: a client statistic (seconds, ``values``) or its error ratio over its limit."""
+    misses = [
+        f"{stat} {_ms_na(values[stat])} > {_ms_na(limit)}"
+        for stat, limit in slo.latency.items()
+        if stat in values and math.isfinite(values[stat]) and values[stat] > limit
+    ]
+    if slo.error_ratio is not None and v.requests and v.error_ratio > slo.error_ratio:
+        misses.append(f"errors {v.error_ratio:.1%} > {slo.error_ratio:.1%}")
+    return misses
+
+
 def _detectable(est: ChangeEstimate, thr: float) -> str:
     """The change this interval's width could have shown as a PASS: point + upper half-width <= -thr."""
     half = est.ci_high - est.change
@@ -233,12 +247,14 @@ def decide(
     run_to_run: bool,
     seed: SeedResult | None = None,
     host_cpu_busy: Sequence[tuple[int, float | None]] = (),
+    client_stats: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Verdict:
     """Apply the rules above; see the module docstring.
 
     ``run_to_run``: whether the intervals in ``changes`` include run-to-run variation
     (the across-repetition interval); without it there is no PASS.  ``host_cpu_busy``:
     (repetition, share of the host's CPU time busy) for each measured repetition.
+    ``client_stats``: per variant, the client's statistics in seconds, for the SLOs.
     """
     by_name = {v.name: v for v in variants}
     budget = {v.name: (v.error_ratio <= criteria.max_error_ratio if v.requests else False) for v in variants}
@@ -249,6 +265,12 @@ def decide(
                 f"{v.name} fails its error budget: "
                 f"{v.error_ratio:.1%} errors (> {criteria.max_error_ratio:.0%})"
             )
+    slo = {v.name: slo_misses(v, (client_stats or {}).get(v.name, {}), criteria.slo) for v in variants}
+    if slo.get(baseline):
+        details.append(
+            f"the baseline {baseline} misses its SLO: {', '.join(slo[baseline])} (reported; "
+            "an SLO fails a candidate, and the comparison stands)"
+        )
     if seed is not None:
         details.append(seed.describe())
 
@@ -274,9 +296,10 @@ def decide(
     if cand is not None:
         broke = _broke(cand)
         errors = _error_failure(cand, base, criteria) if base is not None else None
-        if broke or errors:
-            reasons = [*broke, *([errors] if errors else [])]
-            reason = f"{candidate} broke: {reasons[0]}"
+        missed = [f"{candidate} misses its SLO: {', '.join(slo[candidate])}"] if slo.get(candidate) else []
+        if broke or errors or missed:
+            reasons = [*broke, *([errors] if errors else []), *missed]
+            reason = f"{candidate} broke: {reasons[0]}" if broke or errors else missed[0]
             return Verdict(FAIL, reason, (reason, *reasons[1:], *details), budget)
 
     deciding = [changes[s] for s in criteria.decide.statistics]

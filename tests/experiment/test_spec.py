@@ -229,3 +229,15 @@ def test_calibration_starts_above_its_unloaded_rate() -> None:
     assert problems(data) == ["calibration.unloaded_rate: must be below start_rate (10), got 10"]
     defaults = spec_from_dict(with_changes()).calibration
     assert (defaults.unloaded_rate, defaults.start_rate, defaults.max_steps) == (5, 10, 10)
+
+
+def test_slos_read_round_trip_and_name_a_bad_limit() -> None:
+    data = with_changes(criteria={"slo": {"p95": "500ms", "max": "2s", "error_ratio": "0.5%"}})
+    spec = spec_from_dict(data)
+    assert spec.criteria.slo.latency == {"p95": 0.5, "max": 2.0}
+    assert spec.criteria.slo.error_ratio == 0.005
+    assert spec_from_dict(spec.to_dict()) == spec
+    assert spec_from_dict(VALID).criteria.slo.latency == {}
+    assert spec_from_dict(VALID).criteria.slo.error_ratio is None
+    assert any("criteria.slo.p95" in p for p in problems(with_changes(criteria={"slo": {"p95": "-1s"}})))
+    assert any("criteria.slo.p97" in p for p in problems(with_changes(criteria={"slo": {"p97": "1s"}})))

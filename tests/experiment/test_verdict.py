@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from canarylab.experiment import VERDICT_EXIT_CODES
-from canarylab.experiment.spec import CriteriaSpec
+from canarylab.experiment.spec import CriteriaSpec, SloSpec
 from canarylab.experiment.stats import ChangeEstimate
 from canarylab.experiment.verdict import (
     FAIL,
@@ -17,6 +17,7 @@ from canarylab.experiment.verdict import (
     PASS,
     SeedResult,
     VariantHealth,
+    Verdict,
     decide,
 )
 
@@ -246,3 +247,27 @@ def test_seed_criterion_with_a_scrape_gap_is_unknown_not_met() -> None:
     assert (gap.met, gap.result) == (None, "unknown (scrape gap)")
     assert "unknown (scrape gap)" in gap.describe()
     assert SeedResult(math.nan, 0.2, 0.05, "processing", exact=False).result == "no data"
+
+
+def test_a_candidate_that_misses_an_slo_fails_and_a_baseline_that_does_is_reported() -> None:
+    """Iter8-style absolute limits, per variant: a limit fails a candidate, never passes one."""
+    slo = replace(BOTH, slo=SloSpec(latency={"p95": 0.500}, error_ratio=0.005))
+    fast = {"p95": 0.300, "p99": 0.400}
+    slow = {"p95": 0.612, "p99": 0.700}
+
+    def verdict(stats: dict[str, dict[str, float]], **kw: VariantHealth) -> Verdict:
+        return decide(baseline="stable", candidate="canary",
+                      variants=[kw.get("stable", health("stable")), kw.get("canary", health("canary"))],
+                      changes=CLEAR, criteria=slo, run_to_run=True, client_stats=stats)  # fmt: skip
+
+    v = verdict({"stable": fast, "canary": slow})
+    assert v.verdict == FAIL
+    assert v.reason == "canary misses its SLO: p95 612.0 ms > 500.0 ms"
+    v = verdict({"stable": fast, "canary": fast}, canary=health("canary", errors=4))  # 0.7% > 0.5%
+    assert v.verdict == FAIL
+    assert v.reason == "canary misses its SLO: errors 0.7% > 0.5%"
+    v = verdict({"stable": slow, "canary": fast})
+    assert v.verdict == PASS
+    assert any(d.startswith("the baseline stable misses its SLO: p95 612.0 ms > 500.0 ms") for d in v.details)
+    assert verdict({"stable": fast, "canary": fast}).verdict == PASS
+    assert run()[0] == PASS  # no SLO in the spec: nothing to miss
