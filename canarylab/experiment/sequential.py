@@ -1,6 +1,7 @@
 """Sequential mode (``sequential: true``): look after every repetition, stop once it decides.
 
-From repetition :data:`~canarylab.experiment.vocabulary.MIN_REPETITIONS_TO_PASS` on, the
+From repetition :data:`~canarylab.experiment.vocabulary.MIN_REPETITIONS_TO_PASS` on (later
+at a confidence above 95%: :func:`~canarylab.experiment.stats.first_sequential_look`), the
 engine calls :func:`look` on the per-repetition statistics so far, of the spec's ``metric``
 (:func:`repetition_values`: the client's latency by default).  Each
 deciding statistic gets the across-repetition interval of the log ratios with the
@@ -13,7 +14,8 @@ added repetition inflates its false PASS (issue #11).
 A look decides, and the run stops, when :func:`~canarylab.experiment.verdict.on_intervals`
 gives PASS (every interval at or below -min_reduction) or FAIL (an interval wholly above
 0), or when a min_reduction improvement is ruled out for some statistic (its interval
-lies wholly above -min_reduction, "futile").  Otherwise the run
+lies wholly above -min_reduction, "futile"), or when a deciding statistic has no interval
+(a repetition's value missing: the analysis makes that INVALID, "no data").  Otherwise the run
 goes on, up to ``repetitions``.  The final verdict is the analysis's, on every repetition
 run (analysis.py uses the same confidence sequence), with the breakage and error rules
 of verdict.py; errors do not stop a run early, because Fisher's test after every
@@ -30,13 +32,13 @@ from typing import Literal
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.load import LoadResult
 from canarylab.experiment.spec import ExperimentSpec
-from canarylab.experiment.stats import ChangeEstimate, paired_t_repetitions
+from canarylab.experiment.stats import ChangeEstimate, first_sequential_look, paired_t_repetitions
 from canarylab.experiment.verdict import describe_change, on_intervals
-from canarylab.experiment.vocabulary import FAIL, MIN_REPETITIONS_TO_PASS, PASS
+from canarylab.experiment.vocabulary import FAIL, PASS
 
-#: What a look decided: go on, or stop with PASS, FAIL or "futile" (a min_reduction improvement
-#: ruled out, INCONCLUSIVE).
-Decision = Literal["continue", "PASS", "FAIL", "futile"]
+#: What a look decided: go on, or stop with PASS, FAIL, "futile" (a min_reduction improvement
+#: ruled out, INCONCLUSIVE) or "no data" (a deciding statistic has no interval: INVALID).
+Decision = Literal["continue", "PASS", "FAIL", "futile", "no data"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Look:
     the run stops there."""
 
     repetition: int
-    #: seconds of load so far, the warm-up included
+    #: seconds of load so far, the warm-up (and any calibration) included
     load_seconds: float
     estimates: Mapping[str, ChangeEstimate]
     decision: Decision
@@ -129,10 +131,15 @@ def look(
     n = repetitions_of(spec, client, reps)
     spec = with_deciding(spec, client)
     stats = spec.criteria.decide.statistics
-    if n < MIN_REPETITIONS_TO_PASS:
-        why = f"repetition {n}: the first look is after repetition {MIN_REPETITIONS_TO_PASS}"
+    first = first_sequential_look(spec.criteria.decide.confidence)
+    if n < first:
+        why = f"repetition {n}: the first look is after repetition {first}"
         return Look(n, load_seconds, {}, "continue", why)
     estimates = across(spec, client, reps, stats)
+    missing = [s for s, e in estimates.items() if not (math.isfinite(e.ci_low) and math.isfinite(e.ci_high))]
+    if missing:
+        why = f"no data to estimate the change of {', '.join(missing)}: {estimates[missing[0]].method}"
+        return Look(n, load_seconds, estimates, "no data", why)
     verdict, reason = on_intervals(
         spec.baseline, spec.candidate, list(estimates.values()), spec.criteria, run_to_run=True
     )

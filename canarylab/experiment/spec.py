@@ -18,12 +18,12 @@ import yaml
 
 import canarylab_contract as c
 from canarylab.errors import CanarylabError
+from canarylab.experiment.stats import first_sequential_look
 from canarylab.experiment.vocabulary import (
     DECIDING_STATISTICS,
     DEFAULT_DECIDING,
     DEFAULT_METRIC,
     METRICS,
-    MIN_REPETITIONS_TO_PASS,
     STATISTICS,
     Metric,
 )
@@ -244,12 +244,14 @@ class ExperimentSpec:
             problems.append(f"--rate: must be a positive whole number of requests/s, got {rate}")
         if repetitions is not None and repetitions < 1:
             problems.append(f"--repetitions: must be at least 1, got {repetitions}")
-        elif repetitions is not None and self.sequential and repetitions < MIN_REPETITIONS_TO_PASS:
-            problems.append(
-                f"--repetitions: the spec is sequential, so this is the most repetitions, and a "
-                f"sequential run decides from repetition {MIN_REPETITIONS_TO_PASS} on: give "
-                f"{MIN_REPETITIONS_TO_PASS} or more, got {repetitions}"
-            )
+        elif repetitions is not None and self.sequential:
+            first = first_sequential_look(self.criteria.decide.confidence)
+            if repetitions < first:
+                problems.append(
+                    f"--repetitions: the spec is sequential, so this is the most repetitions, and "
+                    f"a sequential run decides from repetition {first} on: give {first} or more, "
+                    f"got {repetitions}"
+                )
         if warmup is not None and warmup < 0:
             problems.append(f"--warmup: must not be negative, got {warmup:g}")
         if problems:
@@ -468,12 +470,6 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
     repetitions = top.get("repetitions", 1, _positive_int)
     seed = top.get("seed", 20240601, _positive_int)
     sequential = top.get("sequential", False, _bool)
-    if sequential and repetitions < MIN_REPETITIONS_TO_PASS:
-        problems.append(
-            f"repetitions: with sequential: true it is the most repetitions, and a sequential run "
-            f"decides from repetition {MIN_REPETITIONS_TO_PASS} on: set it to {MIN_REPETITIONS_TO_PASS} "
-            f"or more (10 suits a 20 s repetition), got {repetitions}"
-        )
 
     lr = top.sub("load")
     if "load" not in top.data:
@@ -520,6 +516,13 @@ def spec_from_dict(data: object, path: str = "<spec>") -> ExperimentSpec:
         max_host_cpu_busy=cr.get("max_host_cpu_busy", CriteriaSpec.max_host_cpu_busy, parse_fraction),
     )
     cr.finish()
+    first = first_sequential_look(decide.confidence)
+    if sequential and repetitions < first:
+        problems.append(
+            f"repetitions: with sequential: true it is the most repetitions, and at confidence "
+            f"{decide.confidence:g} a sequential run decides from repetition {first} on: set it to "
+            f"{first} or more (40 suits a 5 s repetition), got {repetitions}"
+        )
 
     kr = top.sub("calibration")
     calibration = CalibrationSpec(

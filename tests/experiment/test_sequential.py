@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from canarylab.experiment.stats import (
     SEQUENTIAL_MIXTURE_G,
     Histogram,
     _log_mixture_bf,
+    first_sequential_look,
     paired_t_repetitions,
     sequential_t_critical,
     t_quantile,
@@ -282,9 +284,13 @@ def test_the_busy_share_counts_what_was_not_idle_nor_waiting_for_io() -> None:
     before, after = CpuReading(available=100.0, total=400.0), CpuReading(available=103.0, total=420.0)
     assert busy_share(before, after) == pytest.approx(0.85)
     assert math.isnan(busy_share(before, before))
-    reading = cpu_reading()
-    assert 0 <= reading.available <= reading.total
-    assert 0.0 <= busy_share(reading, cpu_reading()) <= 1.0 or math.isnan(busy_share(reading, reading))
+    first = cpu_reading()
+    assert 0 <= first.available <= first.total
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:  # some CPU time passes on the host
+        sum(range(10_000))
+    share = busy_share(first, cpu_reading())
+    assert 0.0 < share <= 1.0  # this loop kept a CPU busy
 
 
 def test_the_spec_reads_the_hosts_limit() -> None:
@@ -321,3 +327,35 @@ def test_p99_decides_too_where_every_repetition_has_enough_requests() -> None:
         ).criteria.decide.p99_from_requests
         == 0
     )
+
+
+# --- where the first look is, and a look without data ----------------------------------------------
+
+
+def test_the_first_look_waits_for_a_finite_sequence_at_a_higher_confidence() -> None:
+    assert [first_sequential_look(c) for c in (0.90, 0.95, 0.98, 0.99, 0.999)] == [3, 3, 4, 4, 5]
+    strict = spec()
+    strict = dataclasses.replace(
+        strict,
+        criteria=dataclasses.replace(
+            strict.criteria, decide=dataclasses.replace(strict.criteria.decide, confidence=0.99)
+        ),
+    )
+    three = seq.look(strict, client([0.5, 0.5, 0.5]), [], load_seconds=20)
+    assert not three.counts
+    assert "the first look is after repetition 4" in three.reason
+    assert seq.look(strict, client([0.5, 0.51, 0.5, 0.49]), [], load_seconds=25).decision == "PASS"
+    with pytest.raises(SpecError) as info:
+        spec_from_dict(
+            {**BASE, "sequential": True, "repetitions": 3, "criteria": {"decide": {"confidence": 0.99}}}
+        )
+    assert any("decides from repetition 4 on" in p for p in info.value.problems)
+
+
+def test_a_look_without_data_stops_the_run() -> None:
+    data = client([0.75, 0.76, 0.74])
+    data["canary"][1] = dataclasses.replace(data["canary"][1], percentiles={})  # its p95 is missing
+    lk = seq.look(spec(), data, [], load_seconds=20)
+    assert lk.stops
+    assert lk.decision == "no data"
+    assert lk.reason.startswith("no data to estimate the change of p95")
