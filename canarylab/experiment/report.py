@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -335,7 +336,11 @@ def _sequential(s: Summary) -> list[str]:
         "",
         f"The run looked at the evidence after every repetition from repetition "
         f"{MIN_REPETITIONS_TO_PASS} on, and {when}"
-        + (f", after {load:g} s of load (warm-up included)" if load is not None else "")
+        + (
+            f", after {load:g} s of load ({'calibration and ' if s.calibration else ''}warm-up included)"
+            if load is not None
+            else ""
+        )
         + f": {seq.why}.",
         "Each interval is an anytime-valid confidence sequence: it holds at every look at once, "
         "so stopping at the first that decides keeps the error rates (docs/experiment.md).",
@@ -407,6 +412,12 @@ def reanalyse(run_dir: Path) -> Summary:
     """
     saved = read_summary(run_dir)
     spec = load_spec(run_dir / res.SPEC)
+    if "sequential" not in (res.read_yaml(run_dir / res.SPEC) or {}):
+        # Written before the metric selected anything and p99 could decide: then
+        # `metric: app_response_seconds` was the only value there was, and bombardier's p95
+        # alone decided across repetitions.  Read it as it was meant, not as it now reads.
+        decide = replace(spec.criteria.decide, p99_from_requests=0)
+        spec = replace(spec, metric="client_latency", criteria=replace(spec.criteria, decide=decide))
     reps = load_collections(run_dir)
     client = {
         v.name: [

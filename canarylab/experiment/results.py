@@ -127,6 +127,15 @@ def read_json(path: Path) -> Any:
         raise CanarylabError(f"{path} is not valid JSON: {err}") from err
 
 
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise CanarylabError(f"cannot read {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise CanarylabError(f"{path} is not valid YAML: {err}") from err
+
+
 def load_file(
     kind: str, variant: str, repetition: int | None = None, step: int | None = None, part: str = ""
 ) -> str:

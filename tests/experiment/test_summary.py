@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from canarylab.cli import main
 from canarylab.errors import CanarylabError
@@ -237,3 +238,30 @@ def test_canarylab_report_re_renders_an_old_result_with_the_same_verdict_and_fig
     out = capsys.readouterr().out
     assert "verdict: PASS" in out
     assert "-91.3%" in out
+
+
+def test_reanalysis_reads_a_spec_from_before_the_metric_as_it_was_meant(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saved specs without ``sequential`` said ``metric: app_response_seconds``, the only value
+    there was, while bombardier's p95 alone decided: re-analysed, they decide as they did."""
+    import canarylab.experiment.report as report  # noqa: PLC0415
+
+    seen: list[object] = []
+    real = report.analyse
+
+    def spy(spec: object, *args: object, **kw: object) -> object:
+        seen.append(spec)
+        return real(spec, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(report, "analyse", spy)
+    saved = yaml.safe_load((run_dir / res.SPEC).read_text())
+    assert saved["metric"] == "app_response_seconds"
+    assert "sequential" not in saved
+    reanalyse(run_dir)
+    legacy = seen[-1]
+    assert legacy.metric == "client_latency"  # type: ignore[attr-defined]
+    assert legacy.criteria.decide.p99_from_requests == 0  # type: ignore[attr-defined]
+    (run_dir / res.SPEC).write_text(yaml.safe_dump({**saved, "sequential": False}))
+    reanalyse(run_dir)
+    assert seen[-1].metric == "app_response_seconds"  # type: ignore[attr-defined]
