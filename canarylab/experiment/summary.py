@@ -649,7 +649,7 @@ class SequentialLook:
     """One look of a sequential run (sequential.py): the deciding intervals after ``repetition``."""
 
     repetition: int
-    #: seconds of load up to this look, the warm-up included
+    #: seconds of load up to this look, the warm-up (and any calibration) included
     load_seconds: float
     changes: Mapping[Statistic, Change]
     #: "continue", "PASS", "FAIL" or "futile" (a min_reduction improvement ruled out)
