@@ -49,6 +49,7 @@ from canarylab.experiment.summary import (
     Change,
     Comparison,
     Latency,
+    LoadRegime,
     ProcessingFigures,
     Quantiles,
     RepetitionFigures,
@@ -58,6 +59,7 @@ from canarylab.experiment.summary import (
     Spread,
     Validity,
     VariantFigures,
+    VariantLoad,
     as_statistic,
 )
 from canarylab.experiment.verdict import SeedResult, VariantHealth, decide
@@ -80,6 +82,8 @@ MIN_REPETITIONS_ACROSS = MIN_REPETITIONS_TO_PASS
 N_BOOT = 2000
 #: Fewer time blocks than this: the block bootstrap has too little to resample.
 MIN_BLOCKS = 5
+#: A baseline with at least this many requests waiting for a thread on average queued.
+QUEUED_MEAN = 0.1
 #: A repetition whose host was busier than this (but not saturated) gets a warning.
 HOST_BUSY_WARN = 0.90
 #: A job scraped less often than this gets a warning in the summary.
@@ -419,6 +423,68 @@ def seed_criterion(spec: ExperimentSpec, seed: SeedResult, on_client: SeedResult
     )
 
 
+def _mean_and_max(
+    reps: Sequence[RepetitionCollection], key: str, variant: str
+) -> tuple[float | None, float | None]:
+    values = [x for r in reps for _, x in r.series.get(key, {}).get(variant, []) if math.isfinite(x)]
+    return (float(np.mean(values)), float(max(values))) if values else (None, None)
+
+
+def _processes(env: Mapping[str, str]) -> int:
+    try:
+        return max(1, int(env.get("MODEL_SERVICE_PROCESSES", "1")))
+    except ValueError:
+        return 1
+
+
+def load_regime(spec: ExperimentSpec, reps: Sequence[RepetitionCollection]) -> LoadRegime:
+    """What "significant load" meant in this run: each variant's threads busy and its queue over
+    the repetitions (the model-service's gauges, every scrape), and a plain statement of whether
+    the baseline queued and, if not, what to do."""
+    per: dict[str, VariantLoad] = {}
+    for v in spec.variants:
+        processes = _processes(v.env)
+        in_flight, _ = _mean_and_max(reps, q.IN_FLIGHT.key, v.name)
+        queue, queue_max = _mean_and_max(reps, q.QUEUE_DEPTH.key, v.name)
+        per[v.name] = VariantLoad(
+            threads=v.threads,
+            processes=processes,
+            mean_in_flight=in_flight,
+            utilisation=None if in_flight is None else in_flight / (v.threads * processes),
+            mean_queue=queue,
+            max_queue=queue_max,
+        )
+    base, rate = per[spec.baseline], spec.load.rate
+    capacity = base.threads * base.processes
+    busy = (
+        "" if base.utilisation is None else f", its {capacity} threads {base.utilisation:.0%} busy on average"
+    )
+    queued: bool | None
+    if base.mean_queue is None or base.max_queue is None:
+        queued = None
+        statement = (
+            f"At {rate} req/s the baseline {spec.baseline}'s queue was not measured (no samples of "
+            f"{c.MODEL_QUEUE_DEPTH}), so whether this was significant load is not known{busy}."
+        )
+    elif base.mean_queue >= QUEUED_MEAN:
+        queued = True
+        statement = (
+            f"Significant load: at {rate} req/s the baseline {spec.baseline} queued, "
+            f"{base.mean_queue:.1f} requests waiting for a thread on average (at most "
+            f"{base.max_queue:g}){busy}."
+        )
+    else:
+        queued = False
+        statement = (
+            f"No queueing: at {rate} req/s {base.mean_queue:.2f} requests waited for one of the "
+            f"baseline {spec.baseline}'s threads on average (at most {base.max_queue:g}){busy}. "
+            "This is not significant load: with no request waiting, more threads or processes have "
+            "nothing to remove.  Find the rate where the baseline starts to queue with --calibrate "
+            "(docs/experiment.md, Calibration), or raise load.rate."
+        )
+    return LoadRegime(rate_per_variant=rate, variants=per, queued=queued, statement=statement)
+
+
 def validity_warnings(
     spec: ExperimentSpec, reps: Sequence[RepetitionCollection], healths: Mapping[str, VariantHealth]
 ) -> list[str]:
@@ -503,4 +569,5 @@ def analyse(
             host_cpu_busy=tuple(busy for _, busy in host),
             max_host_cpu_busy=spec.criteria.max_host_cpu_busy,
         ),
+        load_regime=load_regime(spec, reps),
     )

@@ -558,6 +558,7 @@ def run_experiment(
                 calibration=None if runner.calibration is None else Calibration.from_dict(runner.calibration),
                 results_dir=str(run_dir),
                 sequential=runner.sequential_record(),
+                load_regime=analysis.load_regime,
             )
             res.write_json(run_dir / res.SUMMARY, summary.to_dict())
             bus.emit(

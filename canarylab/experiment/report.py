@@ -321,6 +321,24 @@ def _calibration(s: Summary) -> list[str]:
     return lines
 
 
+def _load_regime(s: Summary) -> list[str]:
+    regime = s.load_regime
+    if regime is None:
+        return []
+    lines = ['## The load: what "significant load" meant in this run', "", regime.statement, ""]
+    lines += [
+        "| variant | threads × processes | in flight (mean) | busy | waiting for a thread (mean) | (max) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in regime.variants.items():
+        busy = MISSING if v.utilisation is None else f"{v.utilisation:.0%}"
+        in_flight = MISSING if v.mean_in_flight is None else f"{v.mean_in_flight:.2f}"
+        queue = MISSING if v.mean_queue is None else f"{v.mean_queue:.2f}"
+        most = MISSING if v.max_queue is None else f"{v.max_queue:g}"
+        lines.append(f"| {name} | {v.threads} × {v.processes} | {in_flight} | {busy} | {queue} | {most} |")
+    return [*lines, ""]
+
+
 def _sequential(s: Summary) -> list[str]:
     seq = s.sequential
     if seq is None:
@@ -392,6 +410,7 @@ def render_markdown(
     s, env = as_summary(summary), as_environment(environment)
     sections = (
         _header(s, env),
+        _load_regime(s),
         _sequential(s),
         _verdict_tables(s),
         _comparison(s),

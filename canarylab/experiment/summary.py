@@ -645,6 +645,64 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class VariantLoad:
+    """How loaded one variant's model-service was over the repetitions (from Prometheus)."""
+
+    threads: int
+    processes: int
+    #: requests holding a thread, on average (None: not measured)
+    mean_in_flight: float | None
+    #: mean_in_flight / (threads x processes)
+    utilisation: float | None
+    #: requests waiting for a free thread, on average and at the most
+    mean_queue: float | None
+    max_queue: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VariantLoad:
+        return cls(
+            threads=_int(data.get("threads")),
+            processes=_int(data.get("processes"), 1),
+            mean_in_flight=_num(data.get("mean_in_flight")),
+            utilisation=_num(data.get("utilisation")),
+            mean_queue=_num(data.get("mean_queue")),
+            max_queue=_num(data.get("max_queue")),
+        )
+
+
+@dataclass(frozen=True)
+class LoadRegime:
+    """What "significant load" meant in this run: the rate, and the baseline's queueing."""
+
+    rate_per_variant: int
+    variants: Mapping[str, VariantLoad]
+    #: did the baseline queue (None: its queue was not measured)
+    queued: bool | None
+    #: the plain statement the report opens with
+    statement: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rate_per_variant": self.rate_per_variant,
+            "variants": {name: v.to_dict() for name, v in self.variants.items()},
+            "queued": self.queued,
+            "statement": self.statement,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadRegime:
+        return cls(
+            rate_per_variant=_int(data.get("rate_per_variant")),
+            variants={str(k): VariantLoad.from_dict(_map(v)) for k, v in _map(data.get("variants")).items()},
+            queued=_opt_bool(data.get("queued")),
+            statement=_str(data.get("statement")),
+        )
+
+
+@dataclass(frozen=True)
 class SequentialLook:
     """One look of a sequential run (sequential.py): the deciding intervals after ``repetition``."""
 
@@ -746,6 +804,7 @@ class Analysis:
     comparison: Comparison
     seed_criterion: SeedCriterion
     validity: Validity
+    load_regime: LoadRegime | None = None
 
 
 def _verdict(x: object) -> VerdictName:
@@ -803,6 +862,8 @@ class Summary:
     results_dir: str | None = None
     #: None unless the spec is sequential
     sequential: Sequential | None = None
+    #: None in results written before it existed
+    load_regime: LoadRegime | None = None
 
     def with_analysis(self, analysis: Analysis) -> Summary:
         """This run with a new analysis (``canarylab report --reanalyse``), written as the current schema."""
@@ -818,6 +879,7 @@ class Summary:
             comparison=analysis.comparison,
             seed_criterion=analysis.seed_criterion,
             validity=analysis.validity,
+            load_regime=analysis.load_regime,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -850,6 +912,7 @@ class Summary:
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "results_dir": self.results_dir,
             "sequential": None if self.sequential is None else self.sequential.to_dict(),
+            "load_regime": None if self.load_regime is None else self.load_regime.to_dict(),
         }
 
     @classmethod
@@ -894,6 +957,7 @@ class Summary:
             calibration=Calibration.from_dict(_map(calibration)) if calibration else None,
             results_dir=_opt_str(results_dir),
             sequential=Sequential.from_dict(_map(seq)) if seq else None,
+            load_regime=LoadRegime.from_dict(_map(regime)) if (regime := data.get("load_regime")) else None,
         )
 
 

@@ -188,6 +188,9 @@ def test_threads_matter_when_the_work_holds_a_thread_must_pass(tmp_path: Path) -
     # the generator held the offered rate although stable's answers lagged behind it
     assert summary["variants"]["stable"]["achieved_rps"] >= 0.95 * 25
     assert summary["variants"]["stable"]["p95_ms"] > 2 * summary["variants"]["canary"]["p95_ms"]
+    regime = summary["load_regime"]  # the report opens with it: stable queued, canary did not
+    assert regime["queued"] is True, regime
+    assert regime["variants"]["stable"]["mean_queue"] > regime["variants"]["canary"]["mean_queue"]
 
 
 def test_sequential_mode_passes_a_seed_sized_gain_within_30_s_of_load(tmp_path: Path) -> None:
@@ -218,6 +221,8 @@ def test_sequential_mode_passes_a_seed_sized_gain_within_30_s_of_load(tmp_path: 
     report = (run_dir / res.REPORT).read_text()
     assert "## Sequential test: when and why it stopped" in report
     assert seq["why"] in report
+    assert summary["load_regime"]["queued"] is False  # a per-request gain: no queue at 10 req/s
+    assert summary["load_regime"]["statement"] in report
 
 
 def test_identical_variants_must_not_pass(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Sequential mode (the anytime-valid confidence sequence, the looks, the spec and the record),
-the spec's metric, which both modes compare across repetitions, and the host's CPU."""
+the spec's metric, which both modes compare across repetitions, the host's CPU, and what
+"significant load" meant in a run."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 import canarylab_contract as c
+from canarylab import queries as q
 from canarylab.experiment import sequential as seq
-from canarylab.experiment.analysis import analyse, changes_of, uncertainty
+from canarylab.experiment.analysis import analyse, changes_of, load_regime, uncertainty
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.host import CpuReading, busy_share, cpu_reading
 from canarylab.experiment.load import LoadResult
@@ -359,3 +361,40 @@ def test_a_look_without_data_stops_the_run() -> None:
     assert lk.stops
     assert lk.decision == "no data"
     assert lk.reason.startswith("no data to estimate the change of p95")
+
+
+# --- the load regime: what "significant load" meant ------------------------------------------------
+
+
+def regime_reps(queue: list[float], in_flight: list[float]) -> list[RepetitionCollection]:
+    points = lambda xs: [(float(i), x) for i, x in enumerate(xs)]  # noqa: E731
+    series = {
+        q.QUEUE_DEPTH.key: {"stable": points(queue), "canary": points([0.0] * len(queue))},
+        q.IN_FLIGHT.key: {"stable": points(in_flight), "canary": points([1.0] * len(in_flight))},
+    }
+    return [RepetitionCollection(1, 0.0, 10.0, "10s", series=series)]
+
+
+def test_the_load_regime_says_whether_the_baseline_queued_and_what_to_do() -> None:
+    four = VariantSpec("canary", 4, env={"MODEL_SERVICE_PROCESSES": "4"})
+    s = dataclasses.replace(spec(sequential=False), variants=(VariantSpec("stable", 4), four))
+    busy = load_regime(s, regime_reps([2.0, 4.0, 6.0], [4.0, 4.0, 4.0]))
+    assert busy.queued is True
+    assert busy.statement.startswith("Significant load: at 10 req/s the baseline stable queued, 4.0 requests")
+    assert "its 4 threads 100% busy on average" in busy.statement
+    assert busy.variants["canary"].processes == 4
+    assert busy.variants["canary"].utilisation == pytest.approx(1.0 / 16)
+    idle = load_regime(s, regime_reps([0.0, 0.0, 0.1], [0.5, 0.7, 0.6]))
+    assert idle.queued is False
+    assert idle.statement.startswith("No queueing: at 10 req/s 0.03 requests waited")
+    assert "--calibrate" in idle.statement
+    unknown = load_regime(s, [RepetitionCollection(1, 0.0, 10.0, "10s")])
+    assert unknown.queued is None
+    assert "queue was not measured" in unknown.statement
+    text = render_markdown(dataclasses.replace(
+        Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text())), load_regime=busy))  # fmt: skip
+    assert '## The load: what "significant load" meant in this run' in text
+    assert "| canary | 4 × 4 | 1.00 | 6% | 0.00 | 0 |" in text
+    summary = Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text()))
+    more = dataclasses.replace(summary, load_regime=busy)
+    assert Summary.from_dict(json.loads(json.dumps(more.to_dict()))) == more

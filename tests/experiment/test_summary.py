@@ -81,7 +81,8 @@ def test_an_old_summary_reads_as_the_pre_schema_format_and_writes_schema_1() -> 
         assert {**v, "processing": was["processing"]} == was
     assert d["seed_criterion"] == old["seed_criterion"] | {"result": "met"}  # type: ignore[operator]
     assert d["sequential"] is None  # not a sequential run
-    same = ("schema", "seed_criterion", "variants", "sequential", "validity")
+    assert d["load_regime"] is None  # written before it existed
+    same = ("schema", "seed_criterion", "variants", "sequential", "validity", "load_regime")
     assert {k: v for k, v in d.items() if k not in same} == {k: v for k, v in old.items() if k not in same}
 
 
