@@ -27,7 +27,7 @@ from canarylab.experiment import results as res
 from canarylab.experiment.analysis import analyse, pooled_histogram
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.load import parse_bombardier
-from canarylab.experiment.spec import load_spec
+from canarylab.experiment.spec import spec_from_dict
 from canarylab.experiment.summary import (
     QUANTILE_STATISTICS,
     RunEnvironment,
@@ -430,8 +430,9 @@ def reanalyse(run_dir: Path) -> Summary:
     The analysis is seeded from the spec, so the saved data always gives the same numbers.
     """
     saved = read_summary(run_dir)
-    spec = load_spec(run_dir / res.SPEC)
-    if "sequential" not in (res.read_yaml(run_dir / res.SPEC) or {}):
+    data = res.read_yaml(run_dir / res.SPEC)
+    spec = spec_from_dict(data, str(run_dir / res.SPEC))
+    if isinstance(data, Mapping) and "sequential" not in data:
         # Written before the metric selected anything and p99 could decide: then
         # `metric: app_response_seconds` was the only value there was, and bombardier's p95
         # alone decided across repetitions.  Read it as it was meant, not as it now reads.
