@@ -47,6 +47,15 @@ def write_spec(tmp_path: Path, name: str, **changes: Any) -> Path:
     return path
 
 
+def same_work(*, latency_ms: int, canary_threads: int) -> list[dict[str, Any]]:
+    """Both variants with the same I/O knob; stable has 4 threads, canary ``canary_threads``."""
+    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": latency_ms}
+    return [
+        {"name": "stable", "threads": 4, "env": knob},
+        {"name": "canary", "threads": canary_threads, "env": knob},
+    ]
+
+
 def env() -> dict[str, str]:
     path = os.pathsep.join(
         [str(ROOT / ".venv" / "bin"), str(ROOT / ".cache" / "bin"), os.environ.get("PATH", "")]
@@ -54,11 +63,21 @@ def env() -> dict[str, str]:
     return {**os.environ, "PATH": path, "CANARYLAB_ROOT": str(ROOT), "COLUMNS": "160"}
 
 
-def run_experiment(spec: Path, results: Path, *extra: str) -> tuple[int, str, dict[str, Any], Path]:
-    argv = [console_script("canarylab"), "experiment", "run", "--target", "local", str(spec), "--results-dir",
+def cli_argv(spec: Path, results: Path, *extra: str) -> list[str]:
+    """``canarylab experiment run --target local SPEC --results-dir RESULTS EXTRA...``"""
+    return [console_script("canarylab"), "experiment", "run", "--target", "local", str(spec), "--results-dir",
             str(results), *extra]  # fmt: skip
+
+
+def run_experiment(spec: Path, results: Path, *extra: str) -> tuple[int, str, dict[str, Any], Path]:
     proc = subprocess.run(
-        argv, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+        cli_argv(spec, results, *extra),
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
     )
     output = proc.stdout + proc.stderr
     runs = [p for p in results.iterdir() if p.is_dir() and not p.is_symlink()] if results.exists() else []
@@ -170,14 +189,10 @@ def test_short_real_run_writes_every_result(tmp_path: Path) -> None:
 
 def test_threads_matter_when_the_work_holds_a_thread_must_pass(tmp_path: Path) -> None:
     """Same 200 ms knob on both; 25 req/s saturates 4 threads (~20/s) but not 16 (~80/s)."""
-    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": 200}
     spec = write_spec(
         tmp_path,
         "must-pass",
-        variants=[
-            {"name": "stable", "threads": 4, "env": knob},
-            {"name": "canary", "threads": 16, "env": knob},
-        ],
+        variants=same_work(latency_ms=200, canary_threads=16),
         load={"rate": 25, "duration": "8s", "warmup": "2s", "timeout": "10s"},
         repetitions=3,  # the fewest that may PASS: the interval across them sees run-to-run variation
     )
@@ -228,14 +243,10 @@ def test_sequential_mode_passes_a_seed_sized_gain_within_30_s_of_load(tmp_path: 
 def test_identical_variants_must_not_pass(tmp_path: Path) -> None:
     """Three repetitions, so that a PASS is possible (one run can never PASS): identical variants
     must not get it (by the benchmark, at most 1% of the time)."""
-    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": 50}
     spec = write_spec(
         tmp_path,
         "identical",
-        variants=[
-            {"name": "stable", "threads": 4, "env": knob},
-            {"name": "canary", "threads": 4, "env": knob},
-        ],
+        variants=same_work(latency_ms=50, canary_threads=4),
         load={"rate": 20, "duration": "5s", "warmup": "1s", "timeout": "10s"},
         repetitions=3,
     )
@@ -247,14 +258,10 @@ def test_identical_variants_must_not_pass(tmp_path: Path) -> None:
 
 def test_calibration_finds_the_rate_with_both_variants_loaded(tmp_path: Path) -> None:
     """--calibrate for real: warm-up, the reference, halves per step, the curve, and the run at its rate."""
-    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": 100}
     spec = write_spec(
         tmp_path,
         "calibrated",
-        variants=[
-            {"name": "stable", "threads": 4, "env": knob},
-            {"name": "canary", "threads": 16, "env": knob},
-        ],
+        variants=same_work(latency_ms=100, canary_threads=16),
         load={"rate": 10, "duration": "4s", "warmup": "1s", "timeout": "10s"},
         repetitions=1,
         calibration={"start_rate": 10, "growth": 2, "max_steps": 3, "step_duration": "4s"},
@@ -308,10 +315,8 @@ def _events(results: Path) -> list[dict[str, Any]]:
 
 def _start_cli(spec: Path, results: Path) -> subprocess.Popen[str]:
     """``canarylab experiment run`` in its own process group, output in a pipe."""
-    argv = [console_script("canarylab"), "experiment", "run", "--target", "local", str(spec), "--results-dir",
-            str(results)]  # fmt: skip
     return subprocess.Popen(
-        argv,
+        cli_argv(spec, results),
         cwd=ROOT,
         env=env(),
         stdout=subprocess.PIPE,
@@ -336,14 +341,10 @@ def test_a_killed_canary_fails_with_its_reason_and_keeps_the_raw_data(tmp_path: 
     """The canary's model-service is killed during repetition 2 of 3: the candidate broke, so FAIL,
     and what was measured stays on disk."""
     results = tmp_path / "results"
-    knob = {"MODEL_SERVICE_SIMULATED_LATENCY_MS": 50}
     spec = write_spec(
         tmp_path,
         "killed",
-        variants=[
-            {"name": "stable", "threads": 4, "env": knob},
-            {"name": "canary", "threads": 16, "env": knob},
-        ],
+        variants=same_work(latency_ms=50, canary_threads=16),
         load={"rate": 10, "duration": "6s", "warmup": "1s", "timeout": "5s"},
         repetitions=3,
     )
