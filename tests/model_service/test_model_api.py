@@ -160,6 +160,7 @@ def test_health_ready_version(make_app: MakeApp, model: SentimentModel) -> None:
         "simulated_latency_ms": 25.0,
         "cpu_cost_ms": 0.0,
         "cpu_iterations_per_ms": None,
+        "distribution": "fixed",
     }
 
     for path in (contract.HEALTH_PATH, contract.READY_PATH, contract.VERSION_PATH, contract.METRICS_PATH):

@@ -7,6 +7,7 @@ the cost, against one thread alone.  Under the GIL the CPU cost serialises
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
+from canarylab.procs import console_script
 from model_service import cpu
 from model_service.metrics import ServiceMetrics
 
@@ -72,6 +74,25 @@ def test_calibrated_cost_spends_about_that_much_cpu() -> None:
     spent_ms = (time.thread_time() - started) * 1000
     # CPU time of this thread, not wall time: a ratio to the knob, loose for a busy host.
     assert 0.6 <= spent_ms / COST_MS <= 1.8, spent_ms
+
+
+def test_a_given_calibration_is_used_and_nothing_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    def measure() -> cpu.Calibration:
+        raise AssertionError("measured although a calibration was given")
+
+    monkeypatch.setattr(cpu, "calibrate", measure)
+    given = cpu.CpuCost.calibrated(40.0, iterations_per_ms=1000.0)
+    assert given.iterations == 40_000
+    assert given.calibration is not None
+    assert "given, not measured here" in given.calibration.describe()
+
+
+def test_calibrate_cpu_prints_the_number_a_variant_is_given() -> None:
+    out = subprocess.run(
+        [console_script("model-service"), "calibrate-cpu"], capture_output=True, text=True, check=True
+    )
+    assert float(out.stdout.strip()) > 0
+    assert "best of 5 single-threaded runs" in out.stderr
 
 
 def test_knob_off_spends_nothing_and_needs_no_calibration() -> None:

@@ -68,6 +68,7 @@ def test_every_endpoint_over_http(start_server: StartServer, port: int) -> None:
             "simulated_latency_ms": 5.0,
             "cpu_cost_ms": 0.0,
             "cpu_iterations_per_ms": None,
+            "distribution": "fixed",
         }
         assert version.json()["processes"] == 1
         for path in (contract.HEALTH_PATH, contract.READY_PATH, contract.VERSION_PATH, contract.METRICS_PATH):

@@ -26,6 +26,7 @@ def test_defaults() -> None:
         log_level="INFO",
         cpu_cost_ms=0.0,
         processes=1,
+        emulation_distribution="fixed",
     )
     assert got.simulated_latency_seconds == 0.0
 
@@ -43,9 +44,13 @@ def test_valid_values() -> None:
             s.ENV_LOG_LEVEL: "debug",
             s.ENV_CPU_COST_MS: "40",
             s.ENV_PROCESSES: "4",
+            s.ENV_EMULATION_DISTRIBUTION: "Exponential",
+            s.ENV_CPU_ITERATIONS_PER_MS: "21853.1",
         }
     )
+    assert got.cpu_iterations_per_ms == 21853.1
     assert (got.cpu_cost_ms, got.cpu_cost_seconds, got.processes) == (40.0, 0.04, 4)
+    assert got.emulation_distribution == "exponential"
     assert (got.threads, got.variant, got.port, got.host) == (16, contract.CANARY, 18082, "0.0.0.0")
     assert got.metrics_port == 18084
     assert got.simulated_latency_seconds == pytest.approx(0.0125)
@@ -97,6 +102,12 @@ def test_settings_are_frozen() -> None:
         (s.ENV_PROCESSES, "65"),
         (s.ENV_PROCESSES, "two"),
         (s.ENV_PROCESSES, "1.5"),
+        (s.ENV_EMULATION_DISTRIBUTION, "normal"),
+        (s.ENV_EMULATION_DISTRIBUTION, "exp"),
+        (s.ENV_CPU_ITERATIONS_PER_MS, "0"),
+        (s.ENV_CPU_ITERATIONS_PER_MS, "-5"),
+        (s.ENV_CPU_ITERATIONS_PER_MS, "fast"),
+        (s.ENV_CPU_ITERATIONS_PER_MS, "inf"),
     ],
 )
 def test_bad_value_names_variable_value_and_what_is_allowed(name: str, value: str) -> None:

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 import canarylab_contract as contract
 from model_service import __version__
 from model_service.cpu import CpuCost
+from model_service.emulation import Draws
 from model_service.metrics import ServiceMetrics, outcome_for
 from model_service.model import SentimentModel
 from model_service.settings import Settings
@@ -48,6 +49,8 @@ class ServiceState:
     model: SentimentModel | None
     #: The CPU-cost knob, calibrated at start (off unless the settings turn it on).
     cpu: CpuCost = field(default_factory=lambda: CpuCost(0.0, None))
+    #: Each request's draw of the knobs (emulation.py); made per process, after any fork.
+    draws: Draws | None = None
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
@@ -157,6 +160,7 @@ def _register_error_handlers(app: Flask) -> None:
 
 def _register_routes(app: Flask, state: ServiceState) -> None:
     settings, metrics = state.settings, state.metrics
+    draws = state.draws or Draws(settings.emulation_distribution)
 
     @app.post(contract.PREDICT_PATH)
     def predict() -> Response | tuple[Response, int]:
@@ -165,9 +169,9 @@ def _register_routes(app: Flask, state: ServiceState) -> None:
             return _error(503, "the model is not loaded yet")
         if settings.simulated_latency_ms > 0:
             # Emulation: an I/O-like wait that holds this server thread (see docs/model-service.md).
-            time.sleep(settings.simulated_latency_seconds)
+            time.sleep(settings.simulated_latency_seconds * draws.factor())
         # Emulation: CPU work that holds the GIL, like CPU-bound inference (model_service/cpu.py).
-        state.cpu.spend()
+        state.cpu.spend(draws.factor() if state.cpu.iterations else 1.0)
         result = state.model.predict(review)
         return jsonify(
             sentiment=result.sentiment,
@@ -204,6 +208,7 @@ def _register_routes(app: Flask, state: ServiceState) -> None:
                 "simulated_latency_ms": settings.simulated_latency_ms,
                 "cpu_cost_ms": settings.cpu_cost_ms,
                 "cpu_iterations_per_ms": calibration.iterations_per_ms if calibration else None,
+                "distribution": settings.emulation_distribution,
             },
         )
 

@@ -1,4 +1,4 @@
-"""``model-service train`` and ``model-service serve``.
+"""``model-service train``, ``model-service serve`` and ``model-service calibrate-cpu``.
 
 scikit-learn, Flask and waitress are imported only by the command that needs
 them, so a bad setting is reported in a fraction of a second, not after the
@@ -56,13 +56,34 @@ def _parser() -> argparse.ArgumentParser:
                 settings.ENV_SIMULATED_LATENCY_MS,
                 settings.ENV_CPU_COST_MS,
                 settings.ENV_PROCESSES,
+                settings.ENV_EMULATION_DISTRIBUTION,
+                settings.ENV_CPU_ITERATIONS_PER_MS,
                 settings.ENV_LOG_LEVEL,
             )
         )
         + ". See docs/model-service.md.",
     )
     serve.set_defaults(handler=_serve)
+
+    calibrate = sub.add_parser(
+        "calibrate-cpu",
+        help="measure the CPU knob's loop on this host and print its iterations per millisecond",
+        description=(
+            f"Prints one number for {settings.ENV_CPU_ITERATIONS_PER_MS}: variants started side by "
+            "side that are given the same calibration spend the same work per request."
+        ),
+    )
+    calibrate.set_defaults(handler=_calibrate_cpu)
     return parser
+
+
+def _calibrate_cpu(_args: argparse.Namespace) -> int:
+    from model_service import cpu  # noqa: PLC0415 - small, but only this command needs it
+
+    calibration = cpu.calibrate()
+    print(f"{calibration.iterations_per_ms:.1f}")
+    print(f"calibration: {calibration.describe()}", file=sys.stderr)
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -51,7 +51,14 @@ class Calibration:
     run_iterations: int
     runs_ms: tuple[float, ...]
 
+    @classmethod
+    def given(cls, iterations_per_ms: float) -> Calibration:
+        """A calibration measured elsewhere (``MODEL_SERVICE_CPU_ITERATIONS_PER_MS``), not here."""
+        return cls(iterations_per_ms=iterations_per_ms, run_iterations=0, runs_ms=())
+
     def describe(self) -> str:
+        if not self.runs_ms:
+            return f"{self.iterations_per_ms:.0f} iterations/ms (given, not measured here)"
         runs = ", ".join(f"{ms:.1f}" for ms in self.runs_ms)
         return (
             f"{self.iterations_per_ms:.0f} iterations/ms "
@@ -81,10 +88,15 @@ class CpuCost:
         self.iterations = round(cost_ms * calibration.iterations_per_ms) if calibration and cost_ms > 0 else 0
 
     @classmethod
-    def calibrated(cls, cost_ms: float) -> CpuCost:
-        """Calibrate on this host when the knob is on; no calibration (and no start-up cost) when off."""
-        return cls(cost_ms, calibrate() if cost_ms > 0 else None)
+    def calibrated(cls, cost_ms: float, iterations_per_ms: float | None = None) -> CpuCost:
+        """Calibrate on this host when the knob is on, unless ``iterations_per_ms`` is given; no
+        calibration (and no start-up cost) when off."""
+        if cost_ms <= 0:
+            return cls(cost_ms, None)
+        given = None if iterations_per_ms is None else Calibration.given(iterations_per_ms)
+        return cls(cost_ms, given or calibrate())
 
-    def spend(self) -> None:
+    def spend(self, factor: float = 1.0) -> None:
+        """Spend the cost, times ``factor`` (a request's draw, emulation.py; 1 = the cost itself)."""
         if self.iterations:
-            work(self.iterations)
+            work(round(self.iterations * factor))

@@ -150,13 +150,14 @@ class PreforkApplication(BaseApplication):  # type: ignore[misc]  # gunicorn is 
         self.master.stop_refresh = start_refresher(cpu.write)
         log.info(
             "serving model %s variant=%s processes=%d threads=%d simulated_latency_ms=%g cpu_cost_ms=%g "
-            "on http://%s, metrics on %s%s",
+            "(%s) on http://%s, metrics on %s%s",
             self.model.version,
             s.variant,
             s.processes,
             s.threads,
             s.simulated_latency_ms,
             s.cpu_cost_ms,
+            s.emulation_distribution,
             _address(s.host, s.port),
             self.master.listener.url,
             METRICS_PATH,

@@ -77,7 +77,7 @@ class Service:
 
 def calibrated_cpu_cost(settings: Settings) -> CpuCost:
     """The CPU-cost knob, calibrated on this host when it is on (and logged)."""
-    cpu = CpuCost.calibrated(settings.cpu_cost_ms)
+    cpu = CpuCost.calibrated(settings.cpu_cost_ms, settings.cpu_iterations_per_ms)
     if cpu.calibration is not None:
         log.info(
             "cpu cost %g ms = %d iterations; calibration: %s",
@@ -191,13 +191,14 @@ def serve(settings: Settings) -> None:
         server.close()
         raise
     log.info(
-        "serving model %s variant=%s threads=%d simulated_latency_ms=%g cpu_cost_ms=%g on %s, "
+        "serving model %s variant=%s threads=%d simulated_latency_ms=%g cpu_cost_ms=%g (%s) on %s, "
         "metrics on %s%s",
         service.model.version,
         settings.variant,
         settings.threads,
         settings.simulated_latency_ms,
         settings.cpu_cost_ms,
+        settings.emulation_distribution,
         " ".join(listen_urls(server)),
         metrics_listener.url,
         METRICS_PATH,

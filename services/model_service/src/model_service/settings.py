@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 import canarylab_contract as contract
+from model_service.emulation import DISTRIBUTIONS, Distribution
 from model_service.errors import SettingsError
 
 ENV_THREADS: Final = "MODEL_SERVICE_THREADS"
@@ -28,6 +29,8 @@ ENV_MODEL_DIR: Final = "MODEL_SERVICE_MODEL_DIR"
 ENV_SIMULATED_LATENCY_MS: Final = "MODEL_SERVICE_SIMULATED_LATENCY_MS"
 ENV_CPU_COST_MS: Final = "MODEL_SERVICE_CPU_COST_MS"
 ENV_PROCESSES: Final = "MODEL_SERVICE_PROCESSES"
+ENV_EMULATION_DISTRIBUTION: Final = "MODEL_SERVICE_EMULATION_DISTRIBUTION"
+ENV_CPU_ITERATIONS_PER_MS: Final = "MODEL_SERVICE_CPU_ITERATIONS_PER_MS"
 ENV_LOG_LEVEL: Final = "MODEL_SERVICE_LOG_LEVEL"
 
 DEFAULT_THREADS: Final = contract.DEFAULT_THREADS[contract.STABLE]
@@ -66,6 +69,11 @@ class Settings:
     cpu_cost_ms: float = 0.0
     #: Worker processes: 1 = one waitress process; more = gunicorn with gthread workers.
     processes: int = 1
+    #: How the knobs vary per request: exactly their value, or exponential about it (emulation.py).
+    emulation_distribution: Distribution = "fixed"
+    #: The CPU knob's calibration, given instead of measured at start (None: measure it), so that
+    #: variants started side by side spend the same work (``model-service calibrate-cpu``).
+    cpu_iterations_per_ms: float | None = None
 
     @property
     def simulated_latency_seconds(self) -> float:
@@ -129,6 +137,27 @@ def _variant(raw: str) -> str:
     return raw
 
 
+def _iterations_per_ms(raw: str) -> float:
+    allowed = "iterations per millisecond, a number above 0 (`model-service calibrate-cpu` prints it)"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(ENV_CPU_ITERATIONS_PER_MS, raw, allowed) from None
+    if not math.isfinite(value) or value <= 0:
+        raise _bad(ENV_CPU_ITERATIONS_PER_MS, raw, allowed)
+    return value
+
+
+_DISTRIBUTION_NAMES: Final[dict[str, Distribution]] = {"fixed": "fixed", "exponential": "exponential"}
+
+
+def _distribution(raw: str) -> Distribution:
+    try:
+        return _DISTRIBUTION_NAMES[raw.lower()]
+    except KeyError:
+        raise _bad(ENV_EMULATION_DISTRIBUTION, raw, " or ".join(DISTRIBUTIONS)) from None
+
+
 def _host(raw: str) -> str:
     try:
         ipaddress.ip_address(raw)
@@ -182,6 +211,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
     latency = field(ENV_SIMULATED_LATENCY_MS, 0.0, _latency)
     cpu_cost = field(ENV_CPU_COST_MS, 0.0, _cpu_cost)
     processes = field(ENV_PROCESSES, 1, _int_in(ENV_PROCESSES, MIN_PROCESSES, MAX_PROCESSES))
+    distribution: Distribution = field(ENV_EMULATION_DISTRIBUTION, "fixed", _distribution)
+    iterations_per_ms: float | None = field(ENV_CPU_ITERATIONS_PER_MS, None, _iterations_per_ms)
     log_level = field(ENV_LOG_LEVEL, "INFO", _log_level)
     model_dir = field(ENV_MODEL_DIR, None, _model_dir)
     if model_dir is None:
@@ -208,4 +239,6 @@ def from_env(env: Mapping[str, str]) -> Settings:
         log_level=log_level,
         cpu_cost_ms=cpu_cost,
         processes=processes,
+        emulation_distribution=distribution,
+        cpu_iterations_per_ms=iterations_per_ms,
     )
