@@ -118,6 +118,10 @@ def test_validation_catches_a_wrong_field(
         ({"variants.stable.modelService.processes": "0"}, "/variants/stable/modelService/processes"),
         ({"variants.stable.modelService.processes": "65"}, "/variants/stable/modelService/processes"),
         ({"variants.canary.modelService.cpuCostMs": "-1"}, "/variants/canary/modelService/cpuCostMs"),
+        (
+            {"variants.canary.modelService.emulationDistribution": "normal"},
+            "/variants/canary/modelService/emulationDistribution",
+        ),
         ({"istio.gateway.create": "false"}, "istio.gateway.name is required"),
         ({"unknownKey": "1"}, "unknownKey"),
         (
@@ -173,6 +177,7 @@ def test_default_replicas_processes_and_knobs_per_variant(
         assert env["MODEL_SERVICE_PROCESSES"] == "1"
         assert env["MODEL_SERVICE_SIMULATED_LATENCY_MS"] == "0"
         assert env["MODEL_SERVICE_CPU_COST_MS"] == "0"
+        assert env["MODEL_SERVICE_EMULATION_DISTRIBUTION"] == "fixed"
         assert one(default_docs, "Deployment", f"canarylab-app-{variant}")["spec"]["replicas"] == 1
 
 
@@ -187,8 +192,12 @@ def test_custom_replicas_processes_and_knobs_per_variant(custom_docs: list[Doc])
             env["MODEL_SERVICE_THREADS"],
             env["MODEL_SERVICE_SIMULATED_LATENCY_MS"],
             env["MODEL_SERVICE_CPU_COST_MS"],
+            env["MODEL_SERVICE_EMULATION_DISTRIBUTION"],
         )
-    assert got == {"stable": (2, "2", "2", "5", "12.5"), "canary": (3, "4", "32", "0", "40")}
+    assert got == {
+        "stable": (2, "2", "2", "5", "12.5", "exponential"),
+        "canary": (3, "4", "32", "0", "40", "fixed"),
+    }
     app_replicas = [
         one(custom_docs, "Deployment", f"exp2-app-{v}")["spec"]["replicas"] for v in ("stable", "canary")
     ]
