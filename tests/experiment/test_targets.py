@@ -280,3 +280,36 @@ def test_experiment_yml_stops_with_the_engines_message_when_there_is_no_verdict(
     assert stop["when"] == "canarylab_engine.rc not in [0, 1, 3, 4]"
     assert sorted(VERDICT_EXIT_CODES.values()) == [0, 1, 3, 4]
     assert "canarylab experiment: " in stop["ansible.builtin.fail"]["msg"]
+
+
+def test_the_local_target_gives_every_variant_one_cpu_calibration(tmp_path: Path) -> None:
+    """Calibrated at each start, side by side, "40 ms" was up to twice the work in one variant;
+    measured once before the start, it is the same number of iterations in both."""
+    from canarylab.experiment.targets import local  # noqa: PLC0415
+    from model_service import settings  # noqa: PLC0415 - the model-service's own names
+
+    assert (local.CPU_COST, local.CPU_CALIBRATION) == (
+        settings.ENV_CPU_COST_MS,
+        settings.ENV_CPU_ITERATIONS_PER_MS,
+    )
+    knob = {local.CPU_COST: "50"}
+    target = LocalTarget(
+        {
+            "stable": local.VariantConfig("stable", 4, dict(knob)),
+            "canary": local.VariantConfig("canary", 16, dict(knob)),
+        },
+        tmp_path,
+    )
+    target._pin_cpu_calibration()
+    given = {v.env[local.CPU_CALIBRATION] for v in target.variants.values()}
+    assert len(given) == 1
+    assert float(given.pop()) > 0
+    assert target.variants["canary"].env[local.CPU_COST] == "50"
+    # no CPU knob, or a calibration the experiment file gives: nothing is measured or changed
+    off = LocalTarget({v: local.VariantConfig(v, 4) for v in ("stable", "canary")}, tmp_path)
+    off._pin_cpu_calibration()
+    assert all(local.CPU_CALIBRATION not in v.env for v in off.variants.values())
+    fixed = {local.CPU_COST: "50", local.CPU_CALIBRATION: "1234"}
+    pinned = LocalTarget({v: local.VariantConfig(v, 4, dict(fixed)) for v in ("stable", "canary")}, tmp_path)
+    pinned._pin_cpu_calibration()
+    assert {v.env[local.CPU_CALIBRATION] for v in pinned.variants.values()} == {"1234"}

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -58,8 +58,18 @@ from canarylab.procs import ManagedProcess, ProcessGroup, console_script, free_p
 #: Default APP_THREADS of the local target: enough that requests queue in the
 #: model-service (the thing under test), not in the app in front of it.
 LOCAL_APP_THREADS = 64
+#: The model-service's CPU knob and its calibration (model_service.settings; a test holds them equal).
+CPU_COST = "MODEL_SERVICE_CPU_COST_MS"
+CPU_CALIBRATION = "MODEL_SERVICE_CPU_ITERATIONS_PER_MS"
 READY_TIMEOUT = 90.0
 _PORT_TRIES = 3
+
+
+def _cpu_knob_on(env: Mapping[str, str]) -> bool:
+    try:
+        return float(env.get(CPU_COST, "0") or 0) > 0
+    except ValueError:
+        return False  # the model-service reports the bad value itself, at its start
 
 
 @dataclass(frozen=True)
@@ -347,6 +357,30 @@ class LocalTarget:
                 raise
         raise CanarylabError("prometheus could not find a free port")  # pragma: no cover
 
+    def _pin_cpu_calibration(self) -> None:
+        """One calibration of the CPU knob for every variant, measured here before any starts.
+
+        Each model-service would otherwise time the knob's loop at its own start, while the
+        other starts beside it: the two calibrations differed by up to a factor 2 here, so
+        "40 ms" was different work in each variant, a difference the experiment would measure.
+        """
+        wants = [v for v in self.variants.values() if _cpu_knob_on(v.env) and CPU_CALIBRATION not in v.env]
+        if not wants:
+            return
+        run = subprocess.run(
+            [console_script("model-service"), "calibrate-cpu"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if run.returncode != 0:
+            raise CanarylabError(f"calibrating the CPU knob failed:\n{run.stderr.strip()[-1500:]}")
+        value = run.stdout.strip()
+        self._status(f"CPU knob: {run.stderr.strip()}; every variant gets {CPU_CALIBRATION}={value}")
+        for v in wants:
+            self.variants[v.name] = replace(v, env={**v.env, CPU_CALIBRATION: value})
+
     def _start_all(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         taken: set[int] = set()
@@ -364,6 +398,7 @@ class LocalTarget:
         cache = self.model_cache or Path.home() / ".cache/canarylab/models"
         model_dir = self.model_dir or ensure_model(cache)
         self.model_dir = model_dir
+        self._pin_cpu_calibration()
         self._status(f"starting 2 model-services, 2 apps and Prometheus (logs in {self.workdir / 'logs'})")
         # Everything starts at once; then each is awaited in turn.
         for name in self.variants:
