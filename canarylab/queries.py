@@ -119,6 +119,36 @@ QUEUE_DEPTH = Query(
     unit="short",
 )
 
+#: Busy threads against capacity: in-flight requests over the configured threads (processes x
+#: threads with several processes); 1 = every thread busy, and what arrives then waits.
+UTILISATION = Query(
+    key="utilisation",
+    title="Threads busy",
+    template=f"sum by ({V}) ({c.MODEL_IN_FLIGHT}{{<sel>}}) / max by ({V}) ({c.MODEL_THREADS}{{<sel>}})",
+    legend=f"{{{{{V}}}}} busy",
+    unit="percentunit",
+)
+#: The model-service's CPU, in cores.  Only its series carry the variant label: the app's
+#: process collector has none, so ``variant!=""`` keeps the app out.
+_MODEL_CPU = f'sum by ({V}) (rate({c.MODEL_PROCESS_CPU_SECONDS}{{<sel>,{V}!=""}}[<w>]))'
+#: CPU per model-service process, as a share of one core: Python code holds the GIL, so a
+#: process whose requests are CPU-bound stops near 1 however many threads it has.
+CPU_PER_PROCESS = Query(
+    key="cpu_per_process",
+    title="CPU per model-service process (1 = one core)",
+    template=f"{_MODEL_CPU} / max by ({V}) ({c.MODEL_PROCESSES}{{<sel>}})",
+    legend=f"{{{{{V}}}}} CPU per process",
+    unit="percentunit",
+)
+#: CPU seconds the model-service spent per request it answered: work, not waiting.
+CPU_PER_REQUEST = Query(
+    key="cpu_per_request",
+    title="Model-service CPU per request",
+    template=f"{_MODEL_CPU} / sum by ({V}) (rate({c.MODEL_REQUESTS_TOTAL}{{<sel>}}[<w>]))",
+    legend=f"{{{{{V}}}}} CPU per request",
+    unit="s",
+)
+
 
 def app_response_ratio(q: float, numerator: str = c.CANARY, denominator: str = c.STABLE) -> Query:
     """``numerator``'s response-time quantile over ``denominator``'s (1 = equal; the alert watches it)."""

@@ -207,6 +207,50 @@ def _saturation(variant: str) -> TimeSeries:
     )
 
 
+def _utilisation() -> TimeSeries:
+    q = queries.UTILISATION
+    return TimeSeries(
+        title=q.title,
+        description=(
+            "In-flight requests over configured threads (processes × threads), per variant. At 100% "
+            "every thread is busy and what arrives waits in the queue (the Saturation row)."
+        ),
+        targets=(_target(q),),
+        unit=q.unit,
+        overrides=_variant_colors(),
+    )
+
+
+def _cpu_per_process() -> TimeSeries:
+    q = queries.CPU_PER_PROCESS
+    return TimeSeries(
+        title=q.title,
+        description=(
+            "The model-service's CPU per worker process, 100% = one core. Python code holds the "
+            "GIL, so a process near 100% is CPU-bound: its requests wait for the GIL and more "
+            "threads cannot help; more processes (or pods) can. A queue with low CPU here is "
+            "threads waiting for I/O, which more threads do help."
+        ),
+        targets=(_target(q),),
+        unit=q.unit,
+        overrides=_variant_colors(),
+    )
+
+
+def _cpu_per_request() -> TimeSeries:
+    q = queries.CPU_PER_REQUEST
+    return TimeSeries(
+        title=q.title,
+        description=(
+            "CPU seconds the model-service spent per request it answered: the work itself. When "
+            "response time rises while this stays flat, the time went to waiting, not to work."
+        ),
+        targets=(_target(q),),
+        unit=q.unit,
+        overrides=_variant_colors(),
+    )
+
+
 def rows() -> tuple[RowSpec, ...]:
     return (
         RowSpec(
@@ -224,6 +268,14 @@ def rows() -> tuple[RowSpec, ...]:
         RowSpec(
             "Saturation",
             tuple(PanelSpec(12, 8, _saturation(v)) for v in c.VARIANTS),
+        ),
+        RowSpec(
+            "Work: threads busy and CPU",
+            (
+                PanelSpec(8, 8, _utilisation()),
+                PanelSpec(8, 8, _cpu_per_process()),
+                PanelSpec(8, 8, _cpu_per_request()),
+            ),
         ),
     )
 

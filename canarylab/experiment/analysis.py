@@ -33,9 +33,15 @@ import numpy as np
 import canarylab_contract as c
 from canarylab import queries as q
 from canarylab.experiment import sequential
-from canarylab.experiment.collect import APP_RESPONSE, PROCESSING, RepetitionCollection
+from canarylab.experiment.collect import (
+    APP_RESPONSE,
+    PROCESSING,
+    RANGE_STEP,
+    RANGE_WINDOW_SECONDS,
+    RepetitionCollection,
+)
 from canarylab.experiment.load import LoadResult
-from canarylab.experiment.spec import ExperimentSpec
+from canarylab.experiment.spec import ExperimentSpec, VariantSpec
 from canarylab.experiment.stats import (
     ChangeEstimate,
     Histogram,
@@ -84,6 +90,9 @@ N_BOOT = 2000
 MIN_BLOCKS = 5
 #: A baseline with at least this many requests waiting for a thread on average queued.
 QUEUED_MEAN = 0.1
+#: A process busy on the CPU for at least this share of one core is CPU-bound: Python code
+#: holds the GIL, so one process cannot use much more than one core however many threads it has.
+CPU_BOUND_SHARE = 0.6
 #: A repetition whose host was busier than this (but not saturated) gets a warning.
 HOST_BUSY_WARN = 0.90
 #: A job scraped less often than this gets a warning in the summary.
@@ -424,10 +433,24 @@ def seed_criterion(spec: ExperimentSpec, seed: SeedResult, on_client: SeedResult
 
 
 def _mean_and_max(
-    reps: Sequence[RepetitionCollection], key: str, variant: str
+    reps: Sequence[RepetitionCollection], key: str, variant: str, duration: float, lag: float = 0.0
 ) -> tuple[float | None, float | None]:
-    values = [x for r in reps for _, x in r.series.get(key, {}).get(variant, []) if math.isfinite(x)]
+    """Mean and maximum of an over-time series while the load ran: from ``lag`` seconds after each
+    repetition's start (a rate's window, to be wholly inside the load) to ``duration`` after it.
+    The window a repetition is collected over also holds the wait after the load (collect.py), in
+    which nothing is in flight; a mean over it would understate the load."""
+    values = [
+        x
+        for r in reps
+        for t, x in r.series.get(key, {}).get(variant, [])
+        if math.isfinite(x) and r.start + lag <= t <= r.start + duration + RANGE_STEP / 2
+    ]
     return (float(np.mean(values)), float(max(values))) if values else (None, None)
+
+
+def _window_mean(reps: Sequence[RepetitionCollection], key: str, variant: str) -> float | None:
+    values = [x for r in reps if math.isfinite(x := r.window_values.get(key, {}).get(variant, math.nan))]
+    return float(np.mean(values)) if values else None
 
 
 def _processes(env: Mapping[str, str]) -> int:
@@ -437,41 +460,70 @@ def _processes(env: Mapping[str, str]) -> int:
         return 1
 
 
-def load_regime(spec: ExperimentSpec, reps: Sequence[RepetitionCollection]) -> LoadRegime:
-    """What "significant load" meant in this run: each variant's threads busy and its queue over
-    the repetitions (the model-service's gauges, every scrape), and a plain statement of whether
-    the baseline queued and, if not, what to do."""
-    per: dict[str, VariantLoad] = {}
-    for v in spec.variants:
-        processes = _processes(v.env)
-        in_flight, _ = _mean_and_max(reps, q.IN_FLIGHT.key, v.name)
-        queue, queue_max = _mean_and_max(reps, q.QUEUE_DEPTH.key, v.name)
-        per[v.name] = VariantLoad(
-            threads=v.threads,
-            processes=processes,
-            mean_in_flight=in_flight,
-            utilisation=None if in_flight is None else in_flight / (v.threads * processes),
-            mean_queue=queue,
-            max_queue=queue_max,
+def _variant_load(v: VariantSpec, reps: Sequence[RepetitionCollection], duration: float) -> VariantLoad:
+    processes = _processes(v.env)
+    in_flight, _ = _mean_and_max(reps, q.IN_FLIGHT.key, v.name, duration)
+    queue, queue_max = _mean_and_max(reps, q.QUEUE_DEPTH.key, v.name, duration)
+    # A rate over the whole window would be diluted by the wait after the load; CPU per request
+    # is a ratio of two rates over the same window, so it is not.
+    lag = min(RANGE_WINDOW_SECONDS, duration)
+    cpu_process, _ = _mean_and_max(reps, q.CPU_PER_PROCESS.key, v.name, duration, lag=lag)
+    cpu_request = _window_mean(reps, q.CPU_PER_REQUEST.key, v.name)
+    return VariantLoad(
+        threads=v.threads,
+        processes=processes,
+        mean_in_flight=in_flight,
+        utilisation=None if in_flight is None else in_flight / (v.threads * processes),
+        mean_queue=queue,
+        max_queue=queue_max,
+        cpu_per_process=cpu_process,
+        cpu_ms_per_request=None if cpu_request is None else cpu_request * 1000.0,
+    )
+
+
+def _cpu_cause(base: VariantLoad, host_cpus: int | None) -> tuple[bool | None, str]:
+    """Whether the baseline's work was CPU-bound, and the sentence that says what that means."""
+    if base.cpu_per_process is None:
+        return None, ""
+    ms = base.cpu_ms_per_request
+    per_request = "" if ms is None else f", {ms:.1f} ms of CPU a request"
+    cores = "" if host_cpus is None else f", up to this host's {host_cpus} CPUs"
+    each = f"each of its {base.processes} processes" if base.processes > 1 else "its process"
+    used = f"{each} used {base.cpu_per_process:.0%} of one core{per_request}"
+    if base.cpu_per_process >= CPU_BOUND_SHARE:
+        return True, (
+            f"  Its work was CPU-bound: {used}.  Python runs one thread of a process at a time (the "
+            f"GIL), so its requests in flight waited for the GIL, and more threads cannot serve more "
+            f"at once; more processes can{cores}."
         )
+    return False, f"  Not CPU-bound: {used}, so its threads mostly waited (for I/O), not for the CPU."
+
+
+def load_regime(spec: ExperimentSpec, reps: Sequence[RepetitionCollection]) -> LoadRegime:
+    """What "significant load" meant in this run: each variant's threads busy, its queue and its
+    CPU over the repetitions (the model-service's metrics, every scrape), and a plain statement
+    of whether the baseline queued, why, and, if it did not, what to do."""
+    per = {v.name: _variant_load(v, reps, spec.load.duration) for v in spec.variants}
+    host_cpus = max((r.host_cpus for r in reps if r.host_cpus), default=None)
     base, rate = per[spec.baseline], spec.load.rate
     capacity = base.threads * base.processes
     busy = (
         "" if base.utilisation is None else f", its {capacity} threads {base.utilisation:.0%} busy on average"
     )
+    cpu_bound, cause = _cpu_cause(base, host_cpus)
     queued: bool | None
     if base.mean_queue is None or base.max_queue is None:
         queued = None
         statement = (
             f"At {rate} req/s the baseline {spec.baseline}'s queue was not measured (no samples of "
-            f"{c.MODEL_QUEUE_DEPTH}), so whether this was significant load is not known{busy}."
+            f"{c.MODEL_QUEUE_DEPTH}), so whether this was significant load is not known{busy}.{cause}"
         )
     elif base.mean_queue >= QUEUED_MEAN:
         queued = True
         statement = (
             f"Significant load: at {rate} req/s the baseline {spec.baseline} queued, "
             f"{base.mean_queue:.1f} requests waiting for a thread on average (at most "
-            f"{base.max_queue:g}){busy}."
+            f"{base.max_queue:g}){busy}.{cause}"
         )
     else:
         queued = False
@@ -482,7 +534,14 @@ def load_regime(spec: ExperimentSpec, reps: Sequence[RepetitionCollection]) -> L
             "nothing to remove.  Find the rate where the baseline starts to queue with --calibrate "
             "(docs/experiment.md, Calibration), or raise load.rate."
         )
-    return LoadRegime(rate_per_variant=rate, variants=per, queued=queued, statement=statement)
+    return LoadRegime(
+        rate_per_variant=rate,
+        variants=per,
+        queued=queued,
+        statement=statement,
+        cpu_bound=cpu_bound,
+        host_cpus=host_cpus,
+    )
 
 
 def validity_warnings(
@@ -515,12 +574,23 @@ def validity_warnings(
     return warnings
 
 
+def not_applied_warnings(spec: ExperimentSpec) -> list[str]:
+    """On a target that runs the variants it deployed: the spec's settings that it did not apply."""
+    return [
+        f"{v.name}: the target runs the variant as deployed (the chart's values); the experiment "
+        f"file's env ({', '.join(sorted(v.env))}) was not applied"
+        for v in spec.variants
+        if v.env
+    ]
+
+
 def analyse(
     spec: ExperimentSpec,
     client: Mapping[str, Sequence[LoadResult]],
     reps: Sequence[RepetitionCollection],
     *,
     target_restarts: Mapping[str, Sequence[str]] | None = None,
+    variants_from_spec: bool = True,
 ) -> Analysis:
     """The analysis part of summary.json: figures, uncertainty, the seed's criterion, the verdict."""
     spec = sequential.with_deciding(spec, client)
@@ -565,7 +635,10 @@ def analyse(
             achieved_rate_definition=(
                 "requests the generator sent (answered, failed or timed out) / configured duration"
             ),
-            warnings=tuple(validity_warnings(spec, reps, healths)),
+            warnings=tuple(
+                validity_warnings(spec, reps, healths)
+                + ([] if variants_from_spec else not_applied_warnings(spec))
+            ),
             host_cpu_busy=tuple(busy for _, busy in host),
             max_host_cpu_busy=spec.criteria.max_host_cpu_busy,
         ),

@@ -5,11 +5,12 @@ templates).  For each repetition window [start, end]:
 
 - over the whole window (instant queries at ``end``, range = the window):
   p50/p90/p95/p99 of the app's response time and of the processing time per
-  variant, the exact processing maximum, request rate, error ratio, counter
-  resets (restarts) and scrape success;
+  variant, the exact processing maximum, request rate, error ratio, the
+  model-service's CPU per process and per request, counter resets (restarts)
+  and scrape success;
 - over time (range queries, 1 s step, 5 s rate window): the same quantiles,
-  request rate, exact processing max, queue depth and in-flight requests, for
-  the plots;
+  request rate, exact processing max, queue depth, in-flight requests, threads
+  busy and CPU per process, for the plots;
 - the cumulative bucket counters at ``start`` and at ``end``: their difference
   is the request-level latency distribution of the window;
 - the same counters on a time grid (one step per block): the time blocks of
@@ -32,6 +33,7 @@ from canarylab.experiment.stats import Histogram
 
 #: Rate window of the over-time queries: at least 4 scrapes at 1 s.
 RANGE_WINDOW = "5s"
+RANGE_WINDOW_SECONDS = 5.0
 RANGE_STEP = 1.0
 #: A repetition is cut into about this many time blocks for the block bootstrap.
 BLOCKS_PER_REPETITION = 20
@@ -44,6 +46,8 @@ WINDOW_QUERIES: tuple[q.Query, ...] = (
     q.ERROR_RATIO,
     q.APP_COUNTER_RESETS,
     q.MODEL_COUNTER_RESETS,
+    q.CPU_PER_PROCESS,
+    q.CPU_PER_REQUEST,
 )
 RANGE_QUERIES: tuple[q.Query, ...] = (
     *(q.app_response_quantile(p) for p in q.PERCENTILES),
@@ -51,6 +55,8 @@ RANGE_QUERIES: tuple[q.Query, ...] = (
     q.REQUEST_RATE,
     q.QUEUE_DEPTH,
     q.IN_FLIGHT,
+    q.UTILISATION,
+    q.CPU_PER_PROCESS,
 )
 #: The names of the collected histograms (``RepetitionCollection.histograms``).
 APP_RESPONSE, PROCESSING = "app_response", "processing"
@@ -218,6 +224,8 @@ class RepetitionCollection:
     warnings: list[str] = field(default_factory=list)
     #: the share of the host's CPU time that was busy during the load (host.py); None: not measured
     host_cpu_busy: float | None = None
+    #: the host's logical CPUs (None: not recorded)
+    host_cpus: int | None = None
 
     def _blocks_dict(self) -> dict[str, Any]:
         firsts = [hs[0] for hs in self.blocks.values() if hs]
@@ -271,6 +279,7 @@ class RepetitionCollection:
             "queries": self.queries,
             "warnings": self.warnings,
             "host_cpu_busy": self.host_cpu_busy,
+            "host_cpus": self.host_cpus,
         }
 
     @classmethod
@@ -312,6 +321,7 @@ class RepetitionCollection:
             queries=dict(data.get("queries") or {}),
             warnings=[str(w) for w in data.get("warnings") or []],
             host_cpu_busy=None if data.get("host_cpu_busy") is None else float(data["host_cpu_busy"]),
+            host_cpus=None if data.get("host_cpus") is None else int(data["host_cpus"]),
         )
 
 

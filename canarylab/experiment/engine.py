@@ -401,6 +401,7 @@ class Runner:
                     self.client, rep, start, end, t.selector, min_block=self.min_block(t)
                 )
                 coll.host_cpu_busy = busy if math.isfinite(busy) else None
+                coll.host_cpus = host.cpu_count()
                 self.collections.append(coll)
                 res.write_json(self.run_dir / res.PROM_DIR / f"rep{rep}.json", coll.to_dict())
                 for v, problems in t.problems().items():
@@ -412,7 +413,15 @@ class Runner:
         target.clean_up()
         res.write_json(self.run_dir / res.ENVIRONMENT, environment)
         self.bus.emit(ev.ANALYSE, "computing statistics, uncertainty and the verdict")
-        return analyse(spec, self.client_results, self.collections, target_restarts=self.target_restarts)
+        return analyse(
+            spec,
+            self.client_results,
+            self.collections,
+            target_restarts=self.target_restarts,
+            # Only the local target starts the variants from the spec; on the lab they are what
+            # the chart deployed (its values), so the spec's threads and env are not applied.
+            variants_from_spec=target.kind == "local",
+        )
 
     def look(self, rep: int) -> seq.Look:
         """Sequential mode: the look after repetition ``rep``, announced with its interval."""

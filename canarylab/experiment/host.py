@@ -42,3 +42,8 @@ def busy_share(before: CpuReading, after: CpuReading) -> float:
     if total <= 0:
         return math.nan
     return min(1.0, max(0.0, 1.0 - (after.available - before.available) / total))
+
+
+def cpu_count() -> int | None:
+    """The host's logical CPUs (None: not known): what CPU-bound processes can scale to."""
+    return psutil.cpu_count(logical=True)

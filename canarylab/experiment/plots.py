@@ -3,6 +3,8 @@
 - ``latency-over-time-<variant>.png``: p50, p90 and p95 of the response time
   over time, like the seed's Grafana graph (the same queries as the dashboard);
 - ``latency-over-time.png``: both variants on one time axis, to compare;
+- ``load-over-time.png``: per variant, threads busy, CPU per process and the queue
+  over time, which tell "queued" from "slow";
 - ``latency-distribution.png``: each variant's request-level latency
   distribution (the fine-bucket histogram over the experiment windows);
 - ``calibration.png`` (``--calibrate`` only): the baseline's p95 by rate, each
@@ -50,15 +52,16 @@ def _save(fig: Figure, path: Path, subtitle: str = "") -> Path:
 
 
 def _series(
-    reps: Sequence[RepetitionCollection], key: str, variant: str, t0: float
+    reps: Sequence[RepetitionCollection], key: str, variant: str, t0: float, scale: float = 1000.0
 ) -> tuple[np.ndarray, np.ndarray]:
+    """One variant's over-time series across the repetitions, times ``scale`` (seconds to ms)."""
     xs: list[float] = []
     ys: list[float] = []
     for r in reps:
         pts = r.series.get(key, {}).get(variant, [])
         for t, v in pts:
             xs.append(t - t0)
-            ys.append(v * 1000.0 if math.isfinite(v) else math.nan)
+            ys.append(v * scale if math.isfinite(v) else math.nan)
         xs.append(math.nan)  # a gap between repetitions
         ys.append(math.nan)
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
@@ -116,6 +119,46 @@ def plot_comparison(
             ax.set_ylabel("")
     fig.suptitle("Response time over time: p50, p90, p95 per variant (same y axis)", fontsize=12)
     return _save(fig, path)
+
+
+def plot_load(
+    reps: Sequence[RepetitionCollection],
+    variants: Sequence[str],
+    path: Path,
+    labels: Mapping[str, str],
+    subtitle: str = "",
+) -> Path:
+    """Per variant, over time: threads busy and CPU per process (percent), and the queue.
+
+    "Queued" and "slow" look different here: a queue with CPU per process near 100% is a
+    process held by its GIL (more threads cannot help); a queue with threads at 100% and little
+    CPU is threads waiting for I/O (more threads can)."""
+    t0 = reps[0].start if reps else 0.0
+    fig, axes = plt.subplots(2, len(variants), figsize=FIGSIZE, dpi=DPI, sharex=True, squeeze=False)
+    for col, v in enumerate(variants):
+        top, bottom = axes[0][col], axes[1][col]
+        for query, color in ((q.UTILISATION, "#2b83ba"), (q.CPU_PER_PROCESS, "#d7191c")):
+            x, y = _series(reps, query.key, v, t0, scale=100.0)
+            if np.isfinite(y).any():
+                top.plot(x, y, color=color, lw=1.4, label=query.title)
+        x, y = _series(reps, q.QUEUE_DEPTH.key, v, t0, scale=1.0)
+        if np.isfinite(y).any():
+            bottom.plot(x, y, color="#7b3294", lw=1.4, label=q.QUEUE_DEPTH.title)
+        _mark_repetitions(bottom, reps, t0)
+        for ax in (top, bottom):
+            ax.grid(True, alpha=0.3)
+            ax.set_ylim(bottom=0)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+            else:
+                ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
+                        color="#999999")  # fmt: skip
+        top.set_title(labels.get(v, v), fontsize=10)
+        top.set_ylabel("% (threads; one core)")
+        bottom.set_ylabel("requests waiting")
+        bottom.set_xlabel("seconds since the first measured repetition started")
+    fig.suptitle("The load: threads busy, CPU per process and the queue, per variant", fontsize=12)
+    return _save(fig, path, subtitle)
 
 
 def plot_distribution(

@@ -87,6 +87,9 @@ def render_plots(run_dir: Path, summary: Summary) -> list[Path]:
     for name in variants:
         made.append(plots.plot_over_time(reps, name, out_dir / f"latency-over-time-{name}.png", subtitle=sub))
     made.append(plots.plot_comparison(reps, list(variants), out_dir / "latency-over-time.png", labels))
+    if summary.load_regime is not None:  # its section links the plot
+        load_plot = out_dir / "load-over-time.png"
+        made.append(plots.plot_load(reps, list(variants), load_plot, labels, subtitle=sub))
     hists = {}
     for name in variants:
         h = pooled_histogram(reps, APP_RESPONSE, name)
@@ -327,15 +330,27 @@ def _load_regime(s: Summary) -> list[str]:
         return []
     lines = ['## The load: what "significant load" meant in this run', "", regime.statement, ""]
     lines += [
-        "| variant | threads × processes | in flight (mean) | busy | waiting for a thread (mean) | (max) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| variant | threads × processes | in flight (mean) | threads busy | waiting for a thread (mean) "
+        "| (max) | CPU per process (1 core = 100%) | CPU ms per request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def share(x: float | None) -> str:
+        return MISSING if x is None else f"{x:.0%}"
+
+    def number(x: float | None, digits: int = 2) -> str:
+        return MISSING if x is None else f"{x:.{digits}f}"
+
     for name, v in regime.variants.items():
-        busy = MISSING if v.utilisation is None else f"{v.utilisation:.0%}"
-        in_flight = MISSING if v.mean_in_flight is None else f"{v.mean_in_flight:.2f}"
-        queue = MISSING if v.mean_queue is None else f"{v.mean_queue:.2f}"
         most = MISSING if v.max_queue is None else f"{v.max_queue:g}"
-        lines.append(f"| {name} | {v.threads} × {v.processes} | {in_flight} | {busy} | {queue} | {most} |")
+        lines.append(
+            f"| {name} | {v.threads} × {v.processes} | {number(v.mean_in_flight)} | {share(v.utilisation)} "
+            f"| {number(v.mean_queue)} | {most} | {share(v.cpu_per_process)} "
+            f"| {number(v.cpu_ms_per_request, 1)} |"
+        )
+    if regime.host_cpus is not None:
+        lines += ["", f"The host has {regime.host_cpus} CPUs: CPU-bound work scales by processes up to that."]
+    lines += ["", "![threads busy, queue and CPU over time](plots/load-over-time.png)"]
     return [*lines, ""]
 
 
@@ -446,7 +461,15 @@ def reanalyse(run_dir: Path) -> Summary:
         ]
         for v in spec.variants
     }
-    summary = saved.with_analysis(analyse(spec, client, reps, target_restarts=saved.target_restarts))
+    summary = saved.with_analysis(
+        analyse(
+            spec,
+            client,
+            reps,
+            target_restarts=saved.target_restarts,
+            variants_from_spec=saved.target == "local",
+        )
+    )
     res.write_json(run_dir / res.SUMMARY, summary.to_dict())
     return summary
 

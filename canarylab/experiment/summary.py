@@ -657,6 +657,11 @@ class VariantLoad:
     #: requests waiting for a free thread, on average and at the most
     mean_queue: float | None
     max_queue: float | None
+    #: the model-service's CPU per process as a share of one core, mean over the repetitions
+    #: (near 1: CPU-bound, its GIL held all the time; None: not measured)
+    cpu_per_process: float | None = None
+    #: CPU milliseconds the model-service spent per request, mean over the repetitions
+    cpu_ms_per_request: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -670,6 +675,8 @@ class VariantLoad:
             utilisation=_num(data.get("utilisation")),
             mean_queue=_num(data.get("mean_queue")),
             max_queue=_num(data.get("max_queue")),
+            cpu_per_process=_num(data.get("cpu_per_process")),
+            cpu_ms_per_request=_num(data.get("cpu_ms_per_request")),
         )
 
 
@@ -683,6 +690,10 @@ class LoadRegime:
     queued: bool | None
     #: the plain statement the report opens with
     statement: str
+    #: was the baseline CPU-bound, its processes near one core each (None: not measured)
+    cpu_bound: bool | None = None
+    #: the host's logical CPUs: as far as processes can scale CPU-bound work (None: not recorded)
+    host_cpus: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -690,6 +701,8 @@ class LoadRegime:
             "variants": {name: v.to_dict() for name, v in self.variants.items()},
             "queued": self.queued,
             "statement": self.statement,
+            "cpu_bound": self.cpu_bound,
+            "host_cpus": self.host_cpus,
         }
 
     @classmethod
@@ -699,6 +712,8 @@ class LoadRegime:
             variants={str(k): VariantLoad.from_dict(_map(v)) for k, v in _map(data.get("variants")).items()},
             queued=_opt_bool(data.get("queued")),
             statement=_str(data.get("statement")),
+            cpu_bound=_opt_bool(data.get("cpu_bound")),
+            host_cpus=None if data.get("host_cpus") is None else _int(data.get("host_cpus")),
         )
 
 

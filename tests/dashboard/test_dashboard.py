@@ -84,6 +84,9 @@ def test_every_panel_query_is_a_shared_query_rendered_with_the_variables(dashboa
         queries.IN_FLIGHT,
         queries.THREADS,
         queries.QUEUE_DEPTH,
+        queries.UTILISATION,
+        queries.CPU_PER_PROCESS,
+        queries.CPU_PER_REQUEST,
     ]
     selectors = [SELECTOR] + [f'{SELECTOR},{c.LABEL_VARIANT}="{v}"' for v in c.VARIANTS]
     renderings = {q.render(WINDOW, s) for q in shared for s in selectors}
@@ -155,7 +158,7 @@ def test_add_fields_needs_exactly_one_item_of_that_name() -> None:
 
 def test_validate_command_accepts_the_committed_file(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dashboard", "validate", str(root / files.DASHBOARD)]) == 0
-    assert "ok: 8 panels" in capsys.readouterr().out
+    assert "ok: 11 panels" in capsys.readouterr().out
 
 
 def test_queries_command_substitutes_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,5 +181,16 @@ def test_report_plots_and_dashboard_draw_the_same_queries() -> None:
     assert [q.key for q in plotted] == [q.key for q in seed]
     for query in seed:
         assert collected[query.key] == query == drawn[query.key]
-    for query in (queries.PROCESSING_MAX, queries.REQUEST_RATE, queries.IN_FLIGHT, queries.QUEUE_DEPTH):
+    for query in (
+        queries.PROCESSING_MAX,
+        queries.REQUEST_RATE,
+        queries.IN_FLIGHT,
+        queries.QUEUE_DEPTH,
+        queries.UTILISATION,
+        queries.CPU_PER_PROCESS,
+    ):
         assert collected[query.key] == drawn[query.key]
+    # the report's CPU per request (one figure per repetition window) is the dashboard's panel
+    windowed = {q.key: q for q in collect.WINDOW_QUERIES}
+    for query in (queries.CPU_PER_PROCESS, queries.CPU_PER_REQUEST):
+        assert windowed[query.key] == drawn[query.key]

@@ -102,7 +102,7 @@ def test_every_panel_query_returns_data_without_nan(loaded: Loaded) -> None:
     checks = loaded.verify()
     failed = [f"{ch.query.name}: {ch.problem}\n    {ch.promql}" for ch in checks if not ch.ok]
     assert not failed, "\n".join(failed)
-    assert len(checks) == 15
+    assert len(checks) == 18
 
     for ch in checks:
         expected = (
@@ -138,12 +138,19 @@ def test_panel_values_are_what_the_services_did(loaded: Loaded) -> None:
         assert 0 < values[0] <= values[1] <= values[2], (v, values)
     mx = by_title[queries.PROCESSING_MAX.title][0]
     assert all(s.value > 0 for s in mx.series)
+    # the model-service's own CPU: a few ms of real model per request, and far from a core each
+    per_request = by_title[queries.CPU_PER_REQUEST.title][0]
+    assert all(0 < s.value < 0.5 for s in per_request.series), per_request.series
+    per_process = by_title[queries.CPU_PER_PROCESS.title][0]
+    assert all(0 < s.value < 1.5 for s in per_process.series), per_process.series
+    busy = by_title[queries.UTILISATION.title][0]
+    assert all(0 <= s.value <= 1 for s in busy.series), busy.series
 
 
 def test_verify_command(loaded: Loaded, capsys: pytest.CaptureFixture[str]) -> None:
     url = loaded.target.prometheus_url
     assert main(["dashboard", "verify", "--prometheus-url", url, "--at", f"{loaded.at:.3f}"]) == 0
-    assert "all 15 panel queries returned data" in capsys.readouterr().out
+    assert "all 18 panel queries returned data" in capsys.readouterr().out
 
 
 def test_verify_catches_an_empty_panel_and_a_nan(loaded: Loaded) -> None:

@@ -43,7 +43,7 @@ def test_canarylab_report_renders_the_report_and_plots_from_saved_data(
         "latency-over-time-canary.png",
         "latency-over-time-stable.png",
         "latency-over-time.png",
-    ]
+    ]  # no load-over-time.png: these results are from before the load section, which links it
     for png in (run_dir / res.PLOTS_DIR).glob("*.png"):
         assert png_size(png) == PNG_SIZE
         assert png.stat().st_size > 20_000  # drawn, not blank

@@ -16,7 +16,7 @@ import pytest
 import canarylab_contract as c
 from canarylab import queries as q
 from canarylab.experiment import sequential as seq
-from canarylab.experiment.analysis import analyse, changes_of, load_regime, uncertainty
+from canarylab.experiment.analysis import analyse, changes_of, load_regime, not_applied_warnings, uncertainty
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.host import CpuReading, busy_share, cpu_reading
 from canarylab.experiment.load import LoadResult
@@ -394,7 +394,67 @@ def test_the_load_regime_says_whether_the_baseline_queued_and_what_to_do() -> No
     text = render_markdown(dataclasses.replace(
         Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text())), load_regime=busy))  # fmt: skip
     assert '## The load: what "significant load" meant in this run' in text
-    assert "| canary | 4 × 4 | 1.00 | 6% | 0.00 | 0 |" in text
+    assert "| canary | 4 × 4 | 1.00 | 6% | 0.00 | 0 | – | – |" in text
     summary = Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text()))
     more = dataclasses.replace(summary, load_regime=busy)
     assert Summary.from_dict(json.loads(json.dumps(more.to_dict()))) == more
+
+
+def cpu_reps(
+    cpu_per_process: float, ms_per_request: float, host_cpus: int | None = 2
+) -> list[RepetitionCollection]:
+    """The load lasts 5 s (spec()): the 5 s rate window is wholly inside it at t = 5 only.  The points
+    before (a rate window reaching back before the load) and after it (the wait after the load,
+    which the collection window holds) must not count."""
+    reps = regime_reps([2.0, 4.0, 6.0], [4.0, 4.0, 4.0])
+    series = reps[0].series
+    for key in (q.QUEUE_DEPTH.key, q.IN_FLIGHT.key):
+        series[key]["stable"] += [(8.0, 0.0), (9.0, 0.0)]  # after the load: idle
+    series[q.CPU_PER_PROCESS.key] = {
+        name: [(3.0, 0.0), (5.0, share), (8.0, 0.0)]
+        for name, share in (("stable", cpu_per_process), ("canary", cpu_per_process / 4))
+    }
+    reps[0].window_values = {
+        q.CPU_PER_REQUEST.key: {"stable": ms_per_request / 1000, "canary": ms_per_request / 1000},
+    }
+    reps[0].host_cpus = host_cpus
+    return reps
+
+
+def test_the_load_regime_tells_a_cpu_bound_baseline_from_one_that_waits() -> None:
+    four = VariantSpec("canary", 4, env={"MODEL_SERVICE_PROCESSES": "4"})
+    s = dataclasses.replace(spec(sequential=False), variants=(VariantSpec("stable", 4), four))
+    gil = load_regime(s, cpu_reps(0.85, 61.0))
+    assert gil.cpu_bound is True
+    assert gil.host_cpus == 2
+    assert (
+        "Its work was CPU-bound: its process used 85% of one core, 61.0 ms of CPU a request" in gil.statement
+    )
+    assert "waited for the GIL" in gil.statement
+    assert "up to this host's 2 CPUs" in gil.statement
+    assert gil.variants["canary"].cpu_per_process == pytest.approx(0.2125)
+    assert gil.variants["stable"].cpu_ms_per_request == pytest.approx(61.0)
+    waits = load_regime(s, cpu_reps(0.08, 5.3, host_cpus=None))
+    assert waits.cpu_bound is False
+    assert waits.host_cpus is None
+    assert "Not CPU-bound: its process used 8% of one core" in waits.statement
+    # not measured (results from before the CPU queries): no claim either way
+    assert load_regime(s, regime_reps([2.0], [4.0])).cpu_bound is None
+    summary = Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text()))
+    text = render_markdown(dataclasses.replace(summary, load_regime=gil))
+    assert "| stable | 4 × 1 | 4.00 | 100% | 4.00 | 6 | 85% | 61.0 |" in text
+    assert "The host has 2 CPUs: CPU-bound work scales by processes up to that." in text
+    assert "plots/load-over-time.png" in text
+    more = dataclasses.replace(summary, load_regime=gil)
+    assert Summary.from_dict(json.loads(json.dumps(more.to_dict()))) == more
+
+
+def test_a_target_that_runs_its_own_variants_names_the_env_it_did_not_apply() -> None:
+    """The lab runs what the chart deployed: a report must not show the file's knobs as applied."""
+    knob = {"MODEL_SERVICE_CPU_COST_MS": "50", "MODEL_SERVICE_EMULATION_DISTRIBUTION": "fixed"}
+    s = dataclasses.replace(spec(), variants=(VariantSpec("stable", 4, env=knob), VariantSpec("canary", 16)))
+    assert not_applied_warnings(s) == [
+        "stable: the target runs the variant as deployed (the chart's values); the experiment file's env "
+        "(MODEL_SERVICE_CPU_COST_MS, MODEL_SERVICE_EMULATION_DISTRIBUTION) was not applied"
+    ]
+    assert not_applied_warnings(spec()) == []
