@@ -135,6 +135,7 @@ def plot_load(
     CPU is threads waiting for I/O (more threads can)."""
     t0 = reps[0].start if reps else 0.0
     fig, axes = plt.subplots(2, len(variants), figsize=FIGSIZE, dpi=DPI, sharex=True, squeeze=False)
+    most_waiting = 1.0
     for col, v in enumerate(variants):
         top, bottom = axes[0][col], axes[1][col]
         for query, color in ((q.UTILISATION, "#2b83ba"), (q.CPU_PER_PROCESS, "#d7191c")):
@@ -143,20 +144,23 @@ def plot_load(
                 top.plot(x, y, color=color, lw=1.4, label=query.title)
         x, y = _series(reps, q.QUEUE_DEPTH.key, v, t0, scale=1.0)
         if np.isfinite(y).any():
-            bottom.plot(x, y, color="#7b3294", lw=1.4, label=q.QUEUE_DEPTH.title)
+            bottom.plot(x, y, color="#7b3294", lw=1.4)
+            most_waiting = max(most_waiting, float(np.nanmax(y)))
         _mark_repetitions(bottom, reps, t0)
-        for ax in (top, bottom):
+        top.set_ylim(0, 135)  # the same scale for both, with room for the legend above 100%
+        if top.get_legend_handles_labels()[0]:
+            top.legend(loc="upper right", fontsize=8, framealpha=0.9, ncols=2)
+        for ax, drawn in ((top, bool(top.lines)), (bottom, bool(bottom.lines))):
             ax.grid(True, alpha=0.3)
-            ax.set_ylim(bottom=0)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-            else:
+            if not drawn:
                 ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
                         color="#999999")  # fmt: skip
         top.set_title(labels.get(v, v), fontsize=10)
         top.set_ylabel("% (threads; one core)")
-        bottom.set_ylabel("requests waiting")
+        bottom.set_ylabel("requests waiting for a thread")
         bottom.set_xlabel("seconds since the first measured repetition started")
+    for col in range(len(variants)):
+        axes[1][col].set_ylim(0, most_waiting * 1.15)  # one scale: the variants' queues compare
     fig.suptitle("The load: threads busy, CPU per process and the queue, per variant", fontsize=12)
     return _save(fig, path, subtitle)
 

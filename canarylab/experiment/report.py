@@ -89,7 +89,11 @@ def render_plots(run_dir: Path, summary: Summary) -> list[Path]:
     made.append(plots.plot_comparison(reps, list(variants), out_dir / "latency-over-time.png", labels))
     if summary.load_regime is not None:  # its section links the plot
         load_plot = out_dir / "load-over-time.png"
-        made.append(plots.plot_load(reps, list(variants), load_plot, labels, subtitle=sub))
+        sizes = {
+            name: f"{name}: {v.threads} threads × {v.processes} process{'es' if v.processes > 1 else ''}"
+            for name, v in summary.load_regime.variants.items()
+        }
+        made.append(plots.plot_load(reps, list(variants), load_plot, sizes, subtitle=sub))
     hists = {}
     for name in variants:
         h = pooled_histogram(reps, APP_RESPONSE, name)
