@@ -92,7 +92,7 @@ MIN_BLOCKS = 5
 QUEUED_MEAN = 0.1
 #: A process busy on the CPU for at least this share of one core is CPU-bound: Python code
 #: holds the GIL, so one process cannot use much more than one core however many threads it has.
-CPU_BOUND_SHARE = 0.6
+CPU_BOUND_SHARE = 0.5
 #: A repetition whose host was busier than this (but not saturated) gets a warning.
 HOST_BUSY_WARN = 0.90
 #: A job scraped less often than this gets a warning in the summary.

@@ -172,6 +172,14 @@ def test_short_real_run_writes_every_result(tmp_path: Path) -> None:
     }  # fmt: skip
     ms_env = environment["target"]["processes"]["model-service-canary"]["env"]
     assert ms_env["MODEL_SERVICE_THREADS"] == "16"
+    assert ms_env["MODEL_SERVICE_EMULATION_DISTRIBUTION"] == "exponential"  # the seed's service-time model
+    regime = summary["load_regime"]
+    assert regime["host_cpus"] == os.cpu_count()
+    for name in ("stable", "canary"):
+        load = regime["variants"][name]
+        # the knobs' 20 ms of CPU and the model's few: measured from process_cpu_seconds_total
+        assert 10 < load["cpu_ms_per_request"] < 200, load
+        assert 0 < load["cpu_per_process"] < 1.2, load
     assert ms_env["MODEL_SERVICE_METRICS_PORT"] == str(ports["model-service-metrics-canary"])
 
     report = (run_dir / res.REPORT).read_text()
@@ -181,10 +189,56 @@ def test_short_real_run_writes_every_result(tmp_path: Path) -> None:
         "latency-over-time-stable.png",
         "latency-over-time-canary.png",
         "latency-distribution.png",
+        "load-over-time.png",
     } <= set(pngs)
     for png in pngs.values():
         assert png_size(png) == PNG_SIZE
         assert png.stat().st_size > 20_000
+
+
+#: The CI's short form of a shipped file's design: its knobs and rate, fewer and shorter repetitions.
+SHIPPED_SHORT = ("--duration", "6s", "--warmup", "2s", "--repetitions", "5")
+
+
+def _shipped(tmp_path: Path, name: str) -> tuple[int, str, dict[str, Any], Path]:
+    return run_experiment(ROOT / "experiments" / f"{name}.yml", tmp_path / name, *SHIPPED_SHORT)
+
+
+def test_the_io_bound_file_passes_as_its_header_says(tmp_path: Path) -> None:
+    """Threads that wait for I/O hold no GIL: 16 serve more at once than 4, PASS."""
+    rc, output, summary, run_dir = _shipped(tmp_path, "threads-4-vs-16-io-bound")
+    assert summary["verdict"] == "PASS", explain(summary)
+    assert rc == 0, output
+    regime = summary["load_regime"]
+    assert regime["queued"] is True, regime
+    assert regime["cpu_bound"] is False, regime
+    assert regime["variants"]["stable"]["mean_queue"] > regime["variants"]["canary"]["mean_queue"]
+    assert "Not CPU-bound" in (run_dir / res.REPORT).read_text()
+
+
+def test_threads_cannot_help_the_cpu_bound_file_where_processes_do(tmp_path: Path) -> None:
+    """The same CPU-bound service (50 ms of GIL-held CPU a request, 14 req/s): 16 threads instead
+    of 4 do not PASS, and the report says why; 4 processes instead of 1 PASS."""
+    rc, output, threads, run_dir = _shipped(tmp_path, "threads-4-vs-16-cpu-bound")
+    assert threads["verdict"] in ("INCONCLUSIVE", "FAIL"), explain(threads)
+    assert rc == VERDICT_EXIT_CODES[threads["verdict"]], output
+    regime = threads["load_regime"]
+    assert regime["cpu_bound"] is True, regime  # the baseline's process near a core: the GIL
+    assert regime["variants"]["stable"]["cpu_per_process"] >= 0.5, regime
+    report = (run_dir / res.REPORT).read_text()
+    assert "Its work was CPU-bound" in report
+    assert "waited for the GIL" in report
+    assert f"The host has {os.cpu_count()} CPUs" in report
+
+    rc, output, processes, run_dir = _shipped(tmp_path, "processes-1-vs-4")
+    assert processes["verdict"] == "PASS", explain(processes)
+    assert rc == 0, output
+    regime = processes["load_regime"]
+    assert regime["cpu_bound"] is True, regime
+    canary = regime["variants"]["canary"]
+    assert canary["processes"] == 4
+    assert canary["cpu_per_process"] < 0.5, regime  # the work spread over the processes
+    assert f"The host has {os.cpu_count()} CPUs" in (run_dir / res.REPORT).read_text()
 
 
 def test_threads_matter_when_the_work_holds_a_thread_must_pass(tmp_path: Path) -> None:

@@ -147,6 +147,13 @@ def test_make_experiment_on_a_fresh_debian(
         summaries.append(json.loads(_step(fresh_machine, "cat canarylab/results/latest/summary.json", 30)[0]))
     assert all(s["verdict"] in VERDICTS for s in summaries), summaries
     assert summaries[0]["results_dir"] != summaries[1]["results_dir"]
+    # The default experiment is significant load (issue #12), and the report opens by saying so.
+    regime = summaries[1]["load_regime"]
+    assert isinstance(regime, dict)
+    assert regime["queued"] is True, regime
+    report, _ = _step(fresh_machine, "cat canarylab/results/latest/report.md", 30)
+    assert '## The load: what "significant load" meant in this run' in report
+    assert regime["statement"] in report
     t_run = took[1]
     t_setup = took[0] - took[1]
     # The set-up must not have installed Debian's prometheus (whose daemon would listen on :9090).
