@@ -13,6 +13,7 @@ import pytest
 from model_service_support import StartServer, timed_burst
 
 from canarylab.procs import free_port
+from model_service import cpu
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,13 @@ def _burst(base: str) -> float:
 
 
 def test_processes_scale_cpu_bound_work_and_threads_do_not(start_server: StartServer) -> None:
-    cost = {"MODEL_SERVICE_CPU_COST_MS": str(CPU_COST_MS)}
+    # One calibration for the three: each timing the loop at its own start, side by side,
+    # calibrated up to a factor 2 apart, and "40 ms" was then different work in each.
+    calibration = cpu.calibrate().iterations_per_ms
+    cost = {
+        "MODEL_SERVICE_CPU_COST_MS": str(CPU_COST_MS),
+        "MODEL_SERVICE_CPU_ITERATIONS_PER_MS": str(calibration),
+    }
     _, one_by_4 = start_server(free_port(), name="p1-t4", MODEL_SERVICE_THREADS="4", **cost)
     _, two_by_4 = start_server(
         free_port(), name="p2-t4", MODEL_SERVICE_THREADS="4", MODEL_SERVICE_PROCESSES="2", **cost
