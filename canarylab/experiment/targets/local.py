@@ -163,17 +163,19 @@ def ensure_model(cache_root: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "model.json").exists():
             tmp = cache_root / f".{key}.{os.getpid()}"
-            run = subprocess.run(
-                [console_script("model-service"), "train", "--out", str(tmp)],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=600,
-            )
-            if run.returncode != 0:
-                raise CanarylabError(f"training the model failed:\n{run.stderr.strip()[-1500:]}")
+            _model_service("training the model", ["train", "--out", str(tmp)], timeout=600)
             tmp.rename(out)
     return out
+
+
+def _model_service(doing: str, args: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``model-service ARGS``, its output captured; a failure raises with the tail of its stderr."""
+    run = subprocess.run(
+        [console_script("model-service"), *args], capture_output=True, text=True, check=False, timeout=timeout
+    )
+    if run.returncode != 0:
+        raise CanarylabError(f"{doing} failed:\n{run.stderr.strip()[-1500:]}")
+    return run
 
 
 class LocalTarget:
@@ -367,15 +369,7 @@ class LocalTarget:
         wants = [v for v in self.variants.values() if _cpu_knob_on(v.env) and CPU_CALIBRATION not in v.env]
         if not wants:
             return
-        run = subprocess.run(
-            [console_script("model-service"), "calibrate-cpu"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        if run.returncode != 0:
-            raise CanarylabError(f"calibrating the CPU knob failed:\n{run.stderr.strip()[-1500:]}")
+        run = _model_service("calibrating the CPU knob", ["calibrate-cpu"], timeout=120)
         value = run.stdout.strip()
         self._status(f"CPU knob: {run.stderr.strip()}; every variant gets {CPU_CALIBRATION}={value}")
         for v in wants:
