@@ -155,14 +155,21 @@ def _processing_quantiles() -> TimeSeries:
     )
 
 
-def _request_rate() -> TimeSeries:
-    q = queries.REQUEST_RATE
+def _per_variant(q: queries.Query, description: str) -> TimeSeries:
+    """One series per variant in its colour, titled and scaled by the shared query."""
     return TimeSeries(
         title=q.title,
-        description="Requests per second the app answered, per variant, all outcomes.",
+        description=description,
         targets=(_target(q),),
         unit=q.unit,
         overrides=_variant_colors(),
+    )
+
+
+def _request_rate() -> TimeSeries:
+    return _per_variant(
+        queries.REQUEST_RATE,
+        "Requests per second the app answered, per variant, all outcomes.",
     )
 
 
@@ -208,46 +215,34 @@ def _saturation(variant: str) -> TimeSeries:
 
 
 def _utilisation() -> TimeSeries:
-    q = queries.UTILISATION
-    return TimeSeries(
-        title=q.title,
-        description=(
+    return _per_variant(
+        queries.UTILISATION,
+        (
             "In-flight requests over configured threads (processes × threads), per variant. At 100% "
             "every thread is busy and what arrives waits in the queue (the Saturation row)."
         ),
-        targets=(_target(q),),
-        unit=q.unit,
-        overrides=_variant_colors(),
     )
 
 
 def _cpu_per_process() -> TimeSeries:
-    q = queries.CPU_PER_PROCESS
-    return TimeSeries(
-        title=q.title,
-        description=(
+    return _per_variant(
+        queries.CPU_PER_PROCESS,
+        (
             "The model-service's CPU per worker process, 100% = one core. Python code holds the "
             "GIL, so a process near 100% is CPU-bound: its requests wait for the GIL and more "
             "threads cannot help; more processes (or pods) can. A queue with low CPU here is "
             "threads waiting for I/O, which more threads do help."
         ),
-        targets=(_target(q),),
-        unit=q.unit,
-        overrides=_variant_colors(),
     )
 
 
 def _cpu_per_request() -> TimeSeries:
-    q = queries.CPU_PER_REQUEST
-    return TimeSeries(
-        title=q.title,
-        description=(
+    return _per_variant(
+        queries.CPU_PER_REQUEST,
+        (
             "CPU seconds the model-service spent per request it answered: the work itself. When "
             "response time rises while this stays flat, the time went to waiting, not to work."
         ),
-        targets=(_target(q),),
-        unit=q.unit,
-        overrides=_variant_colors(),
     )
 
 
