@@ -80,7 +80,8 @@ def render_config(
 ) -> str:
     """prometheus.yml that scrapes every target every ``scrape_interval``.
 
-    Target labels are ``component`` and ``job``; the ``variant`` label comes
+    Target labels are ``component``, ``job`` and the contract's pod label (the job's name:
+    on the local target each process stands for a pod); the ``variant`` label comes
     from the services' own metrics (a target label of the same name would
     rename theirs to ``exported_variant``).
     """
@@ -95,7 +96,9 @@ def render_config(
             {
                 "job_name": t.job,
                 "metrics_path": c.METRICS_PATH,
-                "static_configs": [{"targets": [t.address], "labels": {"component": t.component}}],
+                "static_configs": [
+                    {"targets": [t.address], "labels": {"component": t.component, c.LABEL_POD: t.job}}
+                ],
             }
             for t in targets
         ],

@@ -28,6 +28,9 @@ DEFAULT_THREADS: Final = {STABLE: 4, CANARY: 16}
 LABEL_VARIANT: Final = "variant"
 LABEL_OUTCOME: Final = "outcome"
 LABEL_REASON: Final = "reason"
+#: The scrape target's pod: prometheus-operator's ServiceMonitor sets it on the lab, the local
+#: target's prometheus.yml to the model-service process it scrapes (per-pod figures).
+LABEL_POD: Final = "pod"
 
 # --- model-service metrics (all labelled with `variant`) -----------------------
 #: Histogram: time spent in the /predict handler, seconds.
@@ -134,7 +137,12 @@ def as_dict() -> dict[str, object]:
         "variant_header": VARIANT_HEADER,
         "variants": list(VARIANTS),
         "default_threads": dict(DEFAULT_THREADS),
-        "labels": {"variant": LABEL_VARIANT, "outcome": LABEL_OUTCOME, "reason": LABEL_REASON},
+        "labels": {
+            "variant": LABEL_VARIANT,
+            "outcome": LABEL_OUTCOME,
+            "reason": LABEL_REASON,
+            "pod": LABEL_POD,
+        },
         "metrics": {
             "model_processing_seconds": MODEL_PROCESSING_SECONDS,
             "model_requests_total": MODEL_REQUESTS_TOTAL,
