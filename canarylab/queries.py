@@ -119,12 +119,12 @@ QUEUE_DEPTH = Query(
     unit="short",
 )
 
-#: Busy threads against capacity: in-flight requests over the configured threads (processes x
-#: threads with several processes); 1 = every thread busy, and what arrives then waits.
+#: Busy threads against capacity: in-flight requests over the configured threads of every pod
+#: (each pod's gauge counts processes x threads); 1 = every thread busy, and what arrives waits.
 UTILISATION = Query(
     key="utilisation",
     title="Threads busy",
-    template=f"sum by ({V}) ({c.MODEL_IN_FLIGHT}{{<sel>}}) / max by ({V}) ({c.MODEL_THREADS}{{<sel>}})",
+    template=f"sum by ({V}) ({c.MODEL_IN_FLIGHT}{{<sel>}}) / sum by ({V}) ({c.MODEL_THREADS}{{<sel>}})",
     legend=f"{{{{{V}}}}} busy",
     unit="percentunit",
 )
@@ -136,7 +136,7 @@ _MODEL_CPU = f'sum by ({V}) (rate({c.MODEL_PROCESS_CPU_SECONDS}{{<sel>,{V}!=""}}
 CPU_PER_PROCESS = Query(
     key="cpu_per_process",
     title="CPU per model-service process (1 = one core)",
-    template=f"{_MODEL_CPU} / max by ({V}) ({c.MODEL_PROCESSES}{{<sel>}})",
+    template=f"{_MODEL_CPU} / sum by ({V}) ({c.MODEL_PROCESSES}{{<sel>}})",
     legend=f"{{{{{V}}}}} CPU per process",
     unit="percentunit",
 )
@@ -146,6 +146,37 @@ CPU_PER_REQUEST = Query(
     title="Model-service CPU per request",
     template=f"{_MODEL_CPU} / sum by ({V}) (rate({c.MODEL_REQUESTS_TOTAL}{{<sel>}}[<w>]))",
     legend=f"{{{{{V}}}}} CPU per request",
+    unit="s",
+)
+
+#: Per model-service pod (the contract's pod label): how the load spread over a variant's
+#: replicas, and how each pod served it.  On the local target each variant has one.
+P = c.LABEL_POD
+POD_REQUESTS = Query(
+    key="pod_requests",
+    title="Requests answered per model-service pod",
+    template=f"sum by ({V}, {P}) (increase({c.MODEL_REQUESTS_TOTAL}{{<sel>}}[<w>]))",
+    legend=f"{{{{{V}}}}} {{{{{P}}}}}",
+    unit="short",
+)
+POD_PROCESSING_P95 = Query(
+    key="pod_processing_p95",
+    title="Prediction processing time p95 per model-service pod",
+    template=(
+        f"histogram_quantile(0.95, sum by (le, {V}, {P}) "
+        f"(rate({c.MODEL_PROCESSING_SECONDS}_bucket{{<sel>}}[<w>])))"
+    ),
+    legend=f"{{{{{V}}}}} {{{{{P}}}}} p95",
+    unit="s",
+)
+POD_CPU_PER_REQUEST = Query(
+    key="pod_cpu_per_request",
+    title="Model-service CPU per request, per pod",
+    template=(
+        f'sum by ({V}, {P}) (rate({c.MODEL_PROCESS_CPU_SECONDS}{{<sel>,{V}!=""}}[<w>]))'
+        f" / sum by ({V}, {P}) (rate({c.MODEL_REQUESTS_TOTAL}{{<sel>}}[<w>]))"
+    ),
+    legend=f"{{{{{V}}}}} {{{{{P}}}}} CPU per request",
     unit="s",
 )
 

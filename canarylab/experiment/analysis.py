@@ -56,6 +56,7 @@ from canarylab.experiment.summary import (
     Comparison,
     Latency,
     LoadRegime,
+    PodFigures,
     ProcessingFigures,
     Quantiles,
     RepetitionFigures,
@@ -473,12 +474,60 @@ def _variant_load(v: VariantSpec, reps: Sequence[RepetitionCollection], duration
         threads=v.threads,
         processes=processes,
         mean_in_flight=in_flight,
-        utilisation=None if in_flight is None else in_flight / (v.threads * processes),
+        utilisation=None if in_flight is None else in_flight / (v.threads * processes * v.replicas),
         mean_queue=queue,
         max_queue=queue_max,
         cpu_per_process=cpu_process,
         cpu_ms_per_request=None if cpu_request is None else cpu_request * 1000.0,
+        replicas=v.replicas,
     )
+
+
+def pod_figures(spec: ExperimentSpec, reps: Sequence[RepetitionCollection]) -> tuple[PodFigures, ...]:
+    """Each model-service pod's requests, share, processing p95 and CPU per request over the repetitions."""
+    out: list[PodFigures] = []
+    for v in spec.variants:
+
+        def per_pod(key: str, variant: str = v.name) -> dict[str, list[float]]:
+            found: dict[str, list[float]] = {}
+            for r in reps:
+                for pod, x in r.pods.get(key, {}).get(variant, {}).items():
+                    if math.isfinite(x):
+                        found.setdefault(pod, []).append(x)
+            return found
+
+        requests = {pod: sum(xs) for pod, xs in per_pod(q.POD_REQUESTS.key).items()}
+        p95, cpu = per_pod(q.POD_PROCESSING_P95.key), per_pod(q.POD_CPU_PER_REQUEST.key)
+        total = sum(requests.values())
+        for pod in sorted(requests.keys() | p95.keys()):
+            n = requests.get(pod, 0.0)
+            out.append(
+                PodFigures(
+                    variant=v.name,
+                    pod=pod,
+                    requests=n,
+                    share=n / total if total > 0 else None,
+                    processing_p95_ms=float(np.median(p95[pod])) * 1000.0 if pod in p95 else None,
+                    cpu_ms_per_request=float(np.mean(cpu[pod])) * 1000.0 if pod in cpu else None,
+                )
+            )
+    return tuple(out)
+
+
+def pod_warnings(spec: ExperimentSpec, pods: Sequence[PodFigures]) -> list[str]:
+    """A variant whose replicas did not all serve: fewer pods answered than the file asked for."""
+    warnings: list[str] = []
+    for v in spec.variants:
+        mine = [p for p in pods if p.variant == v.name]
+        if not mine:
+            continue  # not measured (results from before per-pod figures)
+        serving = [p for p in mine if p.requests >= 1]
+        if len(serving) < v.replicas:
+            warnings.append(
+                f"{v.name}: {len(serving)} of its {v.replicas} model-service pods answered requests; "
+                "the load did not reach every replica (check the pods: kubectl -n canarylab get pods)"
+            )
+    return warnings
 
 
 def _cpu_cause(base: VariantLoad, host_cpus: int | None) -> tuple[bool | None, str]:
@@ -506,9 +555,11 @@ def load_regime(spec: ExperimentSpec, reps: Sequence[RepetitionCollection]) -> L
     per = {v.name: _variant_load(v, reps, spec.load.duration) for v in spec.variants}
     host_cpus = max((r.host_cpus for r in reps if r.host_cpus), default=None)
     base, rate = per[spec.baseline], spec.load.rate
-    capacity = base.threads * base.processes
+    pods = "" if base.replicas == 1 else f" {base.replicas} pods'"
     busy = (
-        "" if base.utilisation is None else f", its {capacity} threads {base.utilisation:.0%} busy on average"
+        ""
+        if base.utilisation is None
+        else f", its{pods} {base.capacity} threads {base.utilisation:.0%} busy on average"
     )
     cpu_bound, cause = _cpu_cause(base, host_cpus)
     queued: bool | None
@@ -541,6 +592,7 @@ def load_regime(spec: ExperimentSpec, reps: Sequence[RepetitionCollection]) -> L
         statement=statement,
         cpu_bound=cpu_bound,
         host_cpus=host_cpus,
+        pods=pod_figures(spec, reps),
     )
 
 
@@ -574,25 +626,18 @@ def validity_warnings(
     return warnings
 
 
-def not_applied_warnings(spec: ExperimentSpec) -> list[str]:
-    """On a target that runs the variants it deployed: the spec's settings that it did not apply."""
-    return [
-        f"{v.name}: the target runs the variant as deployed (the chart's values); the experiment "
-        f"file's env ({', '.join(sorted(v.env))}) was not applied"
-        for v in spec.variants
-        if v.env
-    ]
-
-
 def analyse(
     spec: ExperimentSpec,
     client: Mapping[str, Sequence[LoadResult]],
     reps: Sequence[RepetitionCollection],
     *,
     target_restarts: Mapping[str, Sequence[str]] | None = None,
-    variants_from_spec: bool = True,
+    deployment_warnings: Sequence[str] = (),
 ) -> Analysis:
-    """The analysis part of summary.json: figures, uncertainty, the seed's criterion, the verdict."""
+    """The analysis part of summary.json: figures, uncertainty, the seed's criterion, the verdict.
+
+    ``deployment_warnings``: where the variants that ran are not the file's (a lab target's
+    :func:`canarylab.experiment.deployment.lab_warnings`); they are validity warnings."""
     spec = sequential.with_deciding(spec, client)
     rng = np.random.default_rng(spec.seed)
     names = [v.name for v in spec.variants]
@@ -604,6 +649,7 @@ def analyse(
     figures = {v: variant_figures(spec, v, client.get(v, []), reps, healths[v]) for v in names}
     u = uncertainty(spec, client, reps, rng)
     seed, on_client = seed_results(spec, figures)
+    regime = load_regime(spec, reps)
     host = [(r.repetition, r.host_cpu_busy) for r in reps]
     verdict = decide(
         baseline=spec.baseline,
@@ -637,10 +683,11 @@ def analyse(
             ),
             warnings=tuple(
                 validity_warnings(spec, reps, healths)
-                + ([] if variants_from_spec else not_applied_warnings(spec))
+                + pod_warnings(spec, regime.pods)
+                + list(deployment_warnings)
             ),
             host_cpu_busy=tuple(busy for _, busy in host),
             max_host_cpu_busy=spec.criteria.max_host_cpu_busy,
         ),
-        load_regime=load_regime(spec, reps),
+        load_regime=regime,
     )

@@ -11,6 +11,8 @@ templates).  For each repetition window [start, end]:
 - over time (range queries, 1 s step, 5 s rate window): the same quantiles,
   request rate, exact processing max, queue depth, in-flight requests, threads
   busy and CPU per process, for the plots;
+- per model-service pod, over the whole window: requests answered, processing p95 and CPU
+  per request (how the load spread over a variant's replicas);
 - the cumulative bucket counters at ``start`` and at ``end``: their difference
   is the request-level latency distribution of the window;
 - the same counters on a time grid (one step per block): the time blocks of
@@ -58,6 +60,7 @@ RANGE_QUERIES: tuple[q.Query, ...] = (
     q.UTILISATION,
     q.CPU_PER_PROCESS,
 )
+POD_QUERIES: tuple[q.Query, ...] = (q.POD_REQUESTS, q.POD_PROCESSING_P95, q.POD_CPU_PER_REQUEST)
 #: The names of the collected histograms (``RepetitionCollection.histograms``).
 APP_RESPONSE, PROCESSING = "app_response", "processing"
 HISTOGRAMS: dict[str, q.Query] = {APP_RESPONSE: q.APP_RESPONSE_BUCKETS, PROCESSING: q.PROCESSING_BUCKETS}
@@ -203,6 +206,8 @@ class RepetitionCollection:
     window: str
     #: query key -> {variant: value} over the whole window
     window_values: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: query key (POD_QUERIES) -> {variant: {pod: value}} over the whole window
+    pods: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     #: query key -> {variant: [(t, v), ...]}
     series: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict)
     #: "app_response"/"processing" -> {variant: Histogram}
@@ -263,6 +268,10 @@ class RepetitionCollection:
             "end": self.end,
             "window": self.window,
             "window_values": {k: {v: _num(x) for v, x in d.items()} for k, d in self.window_values.items()},
+            "pods": {
+                k: {v: {pod: _num(x) for pod, x in per.items()} for v, per in d.items()}
+                for k, d in self.pods.items()
+            },
             "series": {
                 k: {v: [[t, _num(x)] for t, x in pts] for v, pts in d.items()} for k, d in self.series.items()
             },
@@ -297,6 +306,10 @@ class RepetitionCollection:
             window=str(data["window"]),
             window_values={
                 k: {v: num(x) for v, x in d.items()} for k, d in (data.get("window_values") or {}).items()
+            },
+            pods={
+                k: {v: {str(pod): num(x) for pod, x in per.items()} for v, per in d.items()}
+                for k, d in (data.get("pods") or {}).items()
             },
             series={
                 k: {v: [(float(t), num(x)) for t, x in pts] for v, pts in d.items()}
@@ -358,6 +371,14 @@ def collect_repetition(
         out.window_values[query.key] = by_label(
             client.query(expr, at=end, key=f"rep{repetition}:{query.key}")
         )
+    for query in POD_QUERIES:
+        expr = query.render(window, selector)
+        out.queries[f"window:{query.key}"] = expr
+        per: dict[str, dict[str, float]] = {}
+        for sample in client.query(expr, at=end, key=f"rep{repetition}:{query.key}"):
+            variant = sample.labels.get(c.LABEL_VARIANT, "")
+            per.setdefault(variant, {})[sample.labels.get(c.LABEL_POD, "")] = sample.value
+        out.pods[query.key] = per
     for query in RANGE_QUERIES:
         expr = query.render(RANGE_WINDOW, selector)
         out.queries[f"range:{query.key}"] = expr

@@ -418,9 +418,7 @@ class Runner:
             self.client_results,
             self.collections,
             target_restarts=self.target_restarts,
-            # Only the local target starts the variants from the spec; on the lab they are what
-            # the chart deployed (its values), so the spec's threads and env are not applied.
-            variants_from_spec=target.kind == "local",
+            deployment_warnings=environment["deployment_warnings"],
         )
 
     def look(self, rep: int) -> seq.Look:
@@ -484,8 +482,11 @@ class Runner:
                 "engine_pid": os.getpid(),
             },
             "variants": {
-                v.name: {"threads": v.threads, "env": v.env, "app_env": v.app_env} for v in spec.variants
+                v.name: {"threads": v.threads, "replicas": v.replicas, "env": v.env, "app_env": v.app_env}
+                for v in spec.variants
             },
+            # where the variants that ran are not the file's (the lab runs what was deployed)
+            "deployment_warnings": target.deployment_warnings(spec),
             "knobs": {
                 "rate_per_variant": spec.load.rate,
                 "rate_source": self.opts.rate_source,

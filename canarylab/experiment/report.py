@@ -11,7 +11,7 @@ section.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from canarylab.experiment.load import parse_bombardier
 from canarylab.experiment.spec import spec_from_dict
 from canarylab.experiment.summary import (
     QUANTILE_STATISTICS,
+    PodFigures,
     RunEnvironment,
     Spread,
     Summary,
@@ -334,8 +335,8 @@ def _load_regime(s: Summary) -> list[str]:
         return []
     lines = ['## The load: what "significant load" meant in this run', "", regime.statement, ""]
     lines += [
-        "| variant | threads × processes | in flight (mean) | threads busy | waiting for a thread (mean) "
-        "| (max) | CPU per process (1 core = 100%) | CPU ms per request |",
+        "| variant | pods × processes × threads | in flight (mean) | threads busy "
+        "| waiting for a thread (mean) | (max) | CPU per process (1 core = 100%) | CPU ms per request |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
@@ -348,13 +349,35 @@ def _load_regime(s: Summary) -> list[str]:
     for name, v in regime.variants.items():
         most = MISSING if v.max_queue is None else f"{v.max_queue:g}"
         lines.append(
-            f"| {name} | {v.threads} × {v.processes} | {number(v.mean_in_flight)} | {share(v.utilisation)} "
+            f"| {name} | {v.replicas} × {v.processes} × {v.threads} | {number(v.mean_in_flight)} "
+            f"| {share(v.utilisation)} "
             f"| {number(v.mean_queue)} | {most} | {share(v.cpu_per_process)} "
             f"| {number(v.cpu_ms_per_request, 1)} |"
         )
     if regime.host_cpus is not None:
         lines += ["", f"The host has {regime.host_cpus} CPUs: CPU-bound work scales by processes up to that."]
     lines += ["", "![threads busy, queue and CPU over time](plots/load-over-time.png)"]
+    return [*lines, "", *_pods(regime.pods)]
+
+
+def _pods(pods: Sequence[PodFigures]) -> list[str]:
+    """Per model-service pod: how the load spread over a variant's replicas, and how each served it."""
+    if not pods:
+        return []
+    lines = [
+        "### Per pod",
+        "",
+        "Each model-service pod's share of its variant's requests, over every repetition: an even "
+        "spread means the replicas shared the load.",
+        "",
+        "| variant | pod | requests | share | processing p95 (ms) | CPU ms per request |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for p in pods:
+        share = MISSING if p.share is None else f"{p.share:.0%}"
+        p95 = format_ms(p.processing_p95_ms)
+        cpu = MISSING if p.cpu_ms_per_request is None else f"{p.cpu_ms_per_request:.1f}"
+        lines.append(f"| {p.variant} | {p.pod} | {p.requests:.0f} | {share} | {p95} | {cpu} |")
     return [*lines, ""]
 
 
@@ -442,6 +465,14 @@ def render_markdown(
     return "\n".join(line for section in sections for line in section)
 
 
+def _deployment_warnings(run_dir: Path) -> list[str]:
+    """The engine's finding, saved in environment.json, of where the variants that ran were not the file's."""
+    env_path = run_dir / res.ENVIRONMENT
+    data = res.read_json(env_path) if env_path.exists() else {}
+    found = data.get("deployment_warnings") if isinstance(data, Mapping) else None
+    return [str(w) for w in found] if isinstance(found, list) else []
+
+
 def reanalyse(run_dir: Path) -> Summary:
     """Recompute summary.json's analysis from the run's raw data (bombardier JSON, Prometheus results),
     write it (as the current schema) and return it.
@@ -471,7 +502,7 @@ def reanalyse(run_dir: Path) -> Summary:
             client,
             reps,
             target_restarts=saved.target_restarts,
-            variants_from_spec=saved.target == "local",
+            deployment_warnings=_deployment_warnings(run_dir),
         )
     )
     res.write_json(run_dir / res.SUMMARY, summary.to_dict())

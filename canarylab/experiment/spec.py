@@ -102,6 +102,9 @@ class VariantSpec:
     env: dict[str, str] = field(default_factory=dict)
     #: Extra environment of the app in front of it (e.g. APP_THREADS).
     app_env: dict[str, str] = field(default_factory=dict)
+    #: Pods of the model-service: a lab setting (the chart's modelService.replicas); the
+    #: local target runs one model-service per variant and refuses more.
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -430,7 +433,7 @@ def _connections(value: object) -> int | None:
 
 def _variants(value: object, problems: list[str]) -> tuple[VariantSpec, ...]:
     if not isinstance(value, list):
-        problems.append("variants: must be a list of {name, threads, env}")
+        problems.append("variants: must be a list of {name, threads, env, app_env, replicas}")
         return ()
     variants: list[VariantSpec] = []
     for i, item in enumerate(value):
@@ -442,9 +445,12 @@ def _variants(value: object, problems: list[str]) -> tuple[VariantSpec, ...]:
         no_env: dict[str, str] = {}
         env = r.get("env", no_env, _env)
         app_env = r.get("app_env", no_env, _env)
+        replicas = r.get("replicas", 1, _positive_int)
         r.finish()
         if name:
-            variants.append(VariantSpec(name=name, threads=threads, env=env, app_env=app_env))
+            variants.append(
+                VariantSpec(name=name, threads=threads, env=env, app_env=app_env, replicas=replicas)
+            )
     names = [v.name for v in variants]
     for variant in c.VARIANTS:
         if variant not in names and not any(p.startswith("variants[") and "name" in p for p in problems):

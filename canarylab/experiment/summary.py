@@ -662,6 +662,13 @@ class VariantLoad:
     cpu_per_process: float | None = None
     #: CPU milliseconds the model-service spent per request, mean over the repetitions
     cpu_ms_per_request: float | None = None
+    #: model-service pods (the lab's replicas; 1 on the local target)
+    replicas: int = 1
+
+    @property
+    def capacity(self) -> int:
+        """Threads that can hold a request at once: threads x processes x pods."""
+        return self.threads * self.processes * self.replicas
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -676,6 +683,37 @@ class VariantLoad:
             mean_queue=_num(data.get("mean_queue")),
             max_queue=_num(data.get("max_queue")),
             cpu_per_process=_num(data.get("cpu_per_process")),
+            cpu_ms_per_request=_num(data.get("cpu_ms_per_request")),
+            replicas=_int(data.get("replicas"), 1),
+        )
+
+
+@dataclass(frozen=True)
+class PodFigures:
+    """How one model-service pod of a variant served its share of the load (from Prometheus)."""
+
+    variant: str
+    pod: str
+    #: requests it answered over the repetitions
+    requests: float
+    #: its share of the variant's requests (None: the variant answered none)
+    share: float | None
+    #: its processing-time p95, ms, the median over the repetitions (None: no requests)
+    processing_p95_ms: float | None
+    #: CPU milliseconds per request, the mean over the repetitions
+    cpu_ms_per_request: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PodFigures:
+        return cls(
+            variant=_str(data.get("variant")),
+            pod=_str(data.get("pod")),
+            requests=_num(data.get("requests")) or 0.0,
+            share=_num(data.get("share")),
+            processing_p95_ms=_num(data.get("processing_p95_ms")),
             cpu_ms_per_request=_num(data.get("cpu_ms_per_request")),
         )
 
@@ -694,6 +732,8 @@ class LoadRegime:
     cpu_bound: bool | None = None
     #: the host's logical CPUs: as far as processes can scale CPU-bound work (None: not recorded)
     host_cpus: int | None = None
+    #: each model-service pod's figures, variant by variant
+    pods: tuple[PodFigures, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -703,6 +743,7 @@ class LoadRegime:
             "statement": self.statement,
             "cpu_bound": self.cpu_bound,
             "host_cpus": self.host_cpus,
+            "pods": [p.to_dict() for p in self.pods],
         }
 
     @classmethod
@@ -714,6 +755,7 @@ class LoadRegime:
             statement=_str(data.get("statement")),
             cpu_bound=_opt_bool(data.get("cpu_bound")),
             host_cpus=None if data.get("host_cpus") is None else _int(data.get("host_cpus")),
+            pods=tuple(PodFigures.from_dict(_map(p)) for p in data.get("pods") or ()),
         )
 
 

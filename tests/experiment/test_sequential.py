@@ -16,7 +16,7 @@ import pytest
 import canarylab_contract as c
 from canarylab import queries as q
 from canarylab.experiment import sequential as seq
-from canarylab.experiment.analysis import analyse, changes_of, load_regime, not_applied_warnings, uncertainty
+from canarylab.experiment.analysis import analyse, changes_of, load_regime, uncertainty
 from canarylab.experiment.collect import APP_RESPONSE, RepetitionCollection
 from canarylab.experiment.host import CpuReading, busy_share, cpu_reading
 from canarylab.experiment.load import LoadResult
@@ -394,7 +394,7 @@ def test_the_load_regime_says_whether_the_baseline_queued_and_what_to_do() -> No
     text = render_markdown(dataclasses.replace(
         Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text())), load_regime=busy))  # fmt: skip
     assert '## The load: what "significant load" meant in this run' in text
-    assert "| canary | 4 × 4 | 1.00 | 6% | 0.00 | 0 | – | – |" in text
+    assert "| canary | 1 × 4 × 4 | 1.00 | 6% | 0.00 | 0 | – | – |" in text
     summary = Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text()))
     more = dataclasses.replace(summary, load_regime=busy)
     assert Summary.from_dict(json.loads(json.dumps(more.to_dict()))) == more
@@ -442,19 +442,8 @@ def test_the_load_regime_tells_a_cpu_bound_baseline_from_one_that_waits() -> Non
     assert load_regime(s, regime_reps([2.0], [4.0])).cpu_bound is None
     summary = Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text()))
     text = render_markdown(dataclasses.replace(summary, load_regime=gil))
-    assert "| stable | 4 × 1 | 4.00 | 100% | 4.00 | 6 | 85% | 61.0 |" in text
+    assert "| stable | 1 × 1 × 4 | 4.00 | 100% | 4.00 | 6 | 85% | 61.0 |" in text
     assert "The host has 2 CPUs: CPU-bound work scales by processes up to that." in text
     assert "plots/load-over-time.png" in text
     more = dataclasses.replace(summary, load_regime=gil)
     assert Summary.from_dict(json.loads(json.dumps(more.to_dict()))) == more
-
-
-def test_a_target_that_runs_its_own_variants_names_the_env_it_did_not_apply() -> None:
-    """The lab runs what the chart deployed: a report must not show the file's knobs as applied."""
-    knob = {"MODEL_SERVICE_CPU_COST_MS": "50", "MODEL_SERVICE_EMULATION_DISTRIBUTION": "fixed"}
-    s = dataclasses.replace(spec(), variants=(VariantSpec("stable", 4, env=knob), VariantSpec("canary", 16)))
-    assert not_applied_warnings(s) == [
-        "stable: the target runs the variant as deployed (the chart's values); the experiment file's env "
-        "(MODEL_SERVICE_CPU_COST_MS, MODEL_SERVICE_EMULATION_DISTRIBUTION) was not applied"
-    ]
-    assert not_applied_warnings(spec()) == []

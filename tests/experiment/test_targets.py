@@ -26,7 +26,7 @@ from canarylab.errors import CanarylabError
 from canarylab.experiment import VERDICT_EXIT_CODES, engine
 from canarylab.experiment import results as res
 from canarylab.experiment.__main__ import main as engine_main
-from canarylab.experiment.spec import load_spec
+from canarylab.experiment.spec import ExperimentSpec, load_spec
 from canarylab.experiment.summary import Summary
 from canarylab.experiment.targets import TARGETS, Endpoint, ScrapeCheck, TargetRequest, registry
 from canarylab.experiment.targets.lab import LabTarget, wait_for_prometheus
@@ -149,6 +149,10 @@ class StandInTarget:
         self.calls.append("problems")
         return {v: [] for v in self.endpoints}
 
+    def deployment_warnings(self, spec: ExperimentSpec) -> list[str]:
+        self.calls.append("deployment_warnings")
+        return ["stand-in: ran something else"]
+
     def describe(self) -> dict[str, Any]:
         self.calls.append("describe")
         return {"kind": self.kind, "prometheus_url": self.prometheus_url}
@@ -195,6 +199,9 @@ def test_the_engine_runs_against_a_registered_stand_in_kind(tmp_path: Path, empt
     assert outcome.exit_code == 4
     environment = json.loads((outcome.run_dir / res.ENVIRONMENT).read_text())
     assert environment["target"] == {"kind": "stand-in", "prometheus_url": empty_prometheus}
+    # what the target says of its variants against the file is recorded and reported
+    assert environment["deployment_warnings"] == ["stand-in: ran something else"]
+    assert "stand-in: ran something else" in summary["validity"]["warnings"]
     assert (outcome.run_dir / res.SUMMARY).exists()
     # the summary the engine wrote is schema 1 and round-trips through the types
     written = json.loads((outcome.run_dir / res.SUMMARY).read_text())

@@ -111,6 +111,10 @@ class Target(Protocol):
         """Everything about this target worth recording in the results."""
         ...
 
+    def deployment_warnings(self, spec: ExperimentSpec) -> list[str]:
+        """Where the variants that run here are not ``spec``'s (validity warnings)."""
+        ...
+
     def clean_up(self) -> None:
         """After the run, once stopped: delete what is not worth keeping (e.g. a TSDB)."""
         ...

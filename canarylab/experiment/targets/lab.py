@@ -13,6 +13,8 @@ where everything is; the engine starts nothing, it only loads and queries::
     selector: 'namespace="canarylab"'              # label matchers for every query
     scrape_interval: 5s                            # the ServiceMonitor's (default 5s)
     prometheus_wait: 60s                           # optional: how long to retry reaching Prometheus
+    deployed:                                      # optional: the variants' chart values
+      stable: {modelService: {replicas: 1, ...}}   # experiment.yml deployed (deployment.py)
     variants:
       stable:
         url: http://192.168.56.10:30080/api/sentiment
@@ -39,7 +41,8 @@ import yaml
 
 import canarylab_contract as c
 from canarylab.errors import CanarylabError
-from canarylab.experiment.spec import parse_duration
+from canarylab.experiment.deployment import chart_defaults, lab_warnings
+from canarylab.experiment.spec import ExperimentSpec, parse_duration
 from canarylab.experiment.targets.base import Endpoint, ScrapeCheck, TargetKind, TargetRequest
 
 #: The lab's scrape interval is its own (the ServiceMonitor's): up to a minute.
@@ -59,6 +62,7 @@ _KEYS = {
     "variants",
     "generated_by",
     "generated_at",
+    "deployed",
 }
 
 
@@ -127,7 +131,9 @@ class LabTarget:
         source: Path | None = None,
         scrape_seconds: float = 5.0,
         prometheus_wait: float = PROMETHEUS_WAIT,
+        deployed: Mapping[str, Any] | None = None,
     ) -> None:
+        self.deployed = None if deployed is None else dict(deployed)
         self._scrape_seconds = scrape_seconds
         self.prometheus_wait = prometheus_wait
         self.endpoints = dict(endpoints)
@@ -194,6 +200,10 @@ class LabTarget:
             wait = parse_duration(data.get("prometheus_wait", PROMETHEUS_WAIT))
         except ValueError as err:
             problems.append(f"prometheus_wait: {err}")
+        deployed = data.get("deployed")
+        if deployed is not None and not isinstance(deployed, Mapping):
+            problems.append("deployed: must map each variant to its chart values")
+            deployed = None
         if problems:
             raise CanarylabError(
                 f"invalid lab target file {where}:\n" + "\n".join(f"  - {p}" for p in problems)
@@ -206,6 +216,7 @@ class LabTarget:
             source=source,
             scrape_seconds=scrape,
             prometheus_wait=wait,
+            deployed=deployed,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,6 +227,7 @@ class LabTarget:
             "scrape_interval": f"{self._scrape_seconds:g}s",
             "prometheus_wait": f"{self.prometheus_wait:g}s",
             "variants": {k: {"url": e.url, "headers": e.headers} for k, e in self.endpoints.items()},
+            **({} if self.deployed is None else {"deployed": self.deployed}),
         }
 
     def __enter__(self) -> LabTarget:
@@ -253,6 +265,10 @@ class LabTarget:
 
     def clean_up(self) -> None:
         """Nothing to delete: the cluster's data is not the engine's."""
+
+    def deployment_warnings(self, spec: ExperimentSpec) -> list[str]:
+        """The lab runs what the chart deployed: where that is not ``spec``'s variants."""
+        return lab_warnings(spec, self.deployed, chart_defaults())
 
     def problems(self) -> dict[str, list[str]]:
         """Restarts in the lab show up as counter resets in Prometheus (see collect)."""

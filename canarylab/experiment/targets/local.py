@@ -51,7 +51,7 @@ from canarylab.experiment.prometheus import (
     rules_file_ok,
     start_prometheus,
 )
-from canarylab.experiment.spec import parse_duration
+from canarylab.experiment.spec import ExperimentSpec, parse_duration
 from canarylab.experiment.targets.base import Endpoint, ScrapeCheck, TargetKind, TargetRequest
 from canarylab.procs import ManagedProcess, ProcessGroup, console_script, free_port, wait_http_ok
 
@@ -513,6 +513,10 @@ class LocalTarget:
         """The TSDB is only needed while the run queries it; the saved answers stay in the results."""
         shutil.rmtree(self.workdir / "prometheus" / "tsdb", ignore_errors=True)
 
+    def deployment_warnings(self, spec: ExperimentSpec) -> list[str]:
+        """None: this target starts the file's own variants."""
+        return []
+
     def problems(self) -> dict[str, list[str]]:
         """Per variant: its processes that exited or changed since start-up (a restart)."""
         out: dict[str, list[str]] = {name: [] for name in self.variants}
@@ -563,6 +567,14 @@ class LocalTarget:
 
 def create(request: TargetRequest) -> LocalTarget:
     """The registry's factory: the spec's variants, started in ``request.workdir``."""
+    # Pods exist only on a cluster: here each variant is one model-service on loopback.
+    several = [f"{v.name} ({v.replicas})" for v in request.spec.variants if v.replicas != 1]
+    if several:
+        raise CanarylabError(
+            f"replicas are model-service pods, which only the lab target runs: {', '.join(several)}",
+            "run this file with --target lab, or scale on this machine by processes "
+            "(env MODEL_SERVICE_PROCESSES, experiments/processes-1-vs-4.yml)",
+        )
     variants = {
         v.name: VariantConfig(name=v.name, threads=v.threads, env=dict(v.env), app_env=dict(v.app_env))
         for v in request.spec.variants
