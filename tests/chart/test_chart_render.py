@@ -16,6 +16,8 @@ import yaml
 from chart_helpers import CHART, Doc, Render, SchemaKey, kube_version, run_helm, template_args
 
 import canarylab_contract as contract
+from canarylab.experiment.deployment import chart_defaults, deployment
+from canarylab.experiment.spec import load_spec
 
 pytestmark = pytest.mark.static
 
@@ -542,3 +544,31 @@ def test_dashboard_configmap_and_prometheus_rule_templates(
     off = render(chart=chart, sets={"dashboard.enabled": "false", "prometheusRule.enabled": "false"})
     assert not by_kind(off, "ConfigMap")
     assert not by_kind(off, "PrometheusRule")
+
+
+@pytest.mark.parametrize(
+    "experiment", sorted((CHART.parents[1] / "experiments").glob("*.yml")), ids=lambda p: p.stem
+)
+def test_an_experiment_files_variants_render_as_the_file_says(
+    experiment: Path, render: Render, tmp_path: Path
+) -> None:
+    """What experiment.yml deploys on the lab (canarylab/experiment/deployment.py): through helm
+    and the chart's schema, each model-service Deployment has the file's replicas, threads and
+    every knob the chart takes, as the local target would set them."""
+    spec = load_spec(experiment)
+    found = deployment(spec, chart_defaults(CHART.parents[1]))
+    assert found.not_applied == {}, "every shipped file's env is a chart value"
+    values = tmp_path / "variants.yaml"
+    values.write_text(yaml.safe_dump(found.values))
+    docs = render(values=[values])
+    for v in spec.variants:
+        deploy = one(docs, "Deployment", f"canarylab-model-service-{v.name}")
+        env = env_of(deploy)
+        assert deploy["spec"]["replicas"] == v.replicas
+        assert env["MODEL_SERVICE_THREADS"] == str(v.threads)
+        for name, text in v.env.items():
+            assert float(env[name]) == float(text) if name.endswith("_MS") else env[name] == text, name
+        knobs_off = {"MODEL_SERVICE_CPU_COST_MS": "0", "MODEL_SERVICE_SIMULATED_LATENCY_MS": "0"}
+        for name, off in knobs_off.items():
+            if name not in v.env:  # a knob the file leaves out is off, whatever ran before
+                assert env[name] == off, name

@@ -5,10 +5,11 @@ the node image, starts the nodes through Vagrant's docker provider (podman behin
 it) on a network of the test's own, and provisions them with playbooks/site.yml
 (the layers the container lab's inventory names in canarylab_site_layers: the
 cluster, Istio, monitoring and the app).
-Then `tests/lab` runs against it with none of its checks skipped, the experiment
-runs through the mesh (experiment.yml, then `canarylab experiment run --target
-lab`) to a verdict that is not INVALID, and a second site.yml run must report
-changed=0 on every host.  The figures (phases, memory,
+Then `tests/lab` runs against it with none of its checks skipped, a second
+site.yml run must report changed=0 on every host, the experiment runs through the
+mesh (experiment.yml, then `canarylab experiment run --target lab`) to a verdict
+that is not INVALID, and experiments/replicas-1-vs-3.yml, deployed by
+experiment.yml, gives the PASS its header promises, every pod serving.  The figures (phases, memory,
 the recap) are printed; run with -s to see them as they come.
 
 Everything the test makes (containers, their /var volumes, the network, the
@@ -221,6 +222,29 @@ def test_lab_suite_passes_with_nothing_skipped(lab: Lab, tmp_path: Path) -> None
     assert counts["failures"] == counts["errors"] == counts["skipped"] == 0
 
 
+def test_second_site_run_changes_nothing(lab: Lab) -> None:
+    # Before the experiments: experiment.yml deploys each file's variants on the release (helm),
+    # which a provision then sets back to the chart's defaults.
+    began = time.monotonic()
+    proc = _run(
+        [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "playbooks/site.yml"],
+        lab.env,
+        timeout=30 * 60,
+    )
+    print(f"second site.yml run took {time.monotonic() - began:.0f} s", flush=True)
+    recap = {m["host"]: m.groupdict() for m in RECAP.finditer(proc.stdout)}
+    changed = _changed_tasks(proc.stdout)
+    if proc.returncode != 0 or changed:
+        _show_cluster_state("after a second site.yml run that failed or changed something")
+        print("changed in the second run:\n  " + "\n  ".join(changed), flush=True)
+    assert proc.returncode == 0, "the second site.yml run failed (output above)"
+    print("PLAY RECAP of the second run:\n" + "\n".join(f"  {h}: {v}" for h, v in sorted(recap.items())))
+    nodes = {f"{NAME_PREFIX}-controller"} | {f"{NAME_PREFIX}-worker-{i}" for i in range(1, WORKERS + 1)}
+    assert nodes <= set(recap)
+    assert {h: v["changed"] for h, v in recap.items() if v["changed"] != "0"} == {}, changed[:20]
+    assert {h: v["failed"] for h, v in recap.items() if v["failed"] != "0"} == {}
+
+
 #: Short, so the stage stays within its budget: one repetition at the spec's rate; the verdict's
 #: strength is issue #11's subject, here it must be reached, from the lab's own measurements.
 EXPERIMENT_ARGS = {"duration": "20s", "warmup": "5s", "repetitions": "1"}
@@ -241,11 +265,12 @@ def _check_run(results: Path, output: str) -> str:
         assert variant["requests"] > 0, name
         assert variant["server"]["requests"] > 0, (name, variant["server"])
     assert (summary_file.parent / "report.md").is_file()
-    # the engine annotated every load phase in the lab's Grafana (the stand-in): warm-up and the
+    # the engine annotated every load phase in the lab's Grafana (the stand-in): warm-up and each
     # repetition, start and end, per variant
     tags = [a["tags"] for a in _annotations(summary_file.parent.name)]
     phases = {(t[2], t[3], t[4]) for t in tags}
-    assert len(tags) == len(phases) == 2 * 2 * len(summary["variants"]), tags
+    expected = 2 * (1 + summary["repetitions"]) * len(summary["variants"])
+    assert len(tags) == len(phases) == expected, tags
     return str(summary["verdict"])
 
 
@@ -313,22 +338,44 @@ def test_experiment_command_reaches_a_verdict_on_the_lab_target(lab: Lab, tmp_pa
     _check_run(tmp_path, proc.stdout)
 
 
-def test_second_site_run_changes_nothing(lab: Lab) -> None:
+#: Long enough for a verdict on the replicas file (a PASS needs repetitions), short for the stage.
+REPLICAS_ARGS = {"duration": "10s", "warmup": "5s", "repetitions": "5"}
+
+
+def test_replicas_file_deploys_its_pods_and_passes_as_its_header_says(lab: Lab, tmp_path: Path) -> None:
+    """Scaling by pods on the lab (issue #12, item 4): experiment.yml deploys 1 pod of stable and 3
+    of canary, the preflight sees each Ready and answering, and the report gives per-pod figures."""
     began = time.monotonic()
+    extra = [arg for k, v in REPLICAS_ARGS.items() for arg in ("-e", f"canarylab_{k}={v}")]
     proc = _run(
-        [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "playbooks/site.yml"],
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(lab.inventory),
+            "experiment.yml",
+            "-e",
+            "canarylab_experiment=experiments/replicas-1-vs-3.yml",
+            *extra,
+            "-e",
+            f"canarylab_results_dir={tmp_path}",
+        ],
         lab.env,
-        timeout=30 * 60,
+        timeout=15 * 60,
     )
-    print(f"second site.yml run took {time.monotonic() - began:.0f} s", flush=True)
-    recap = {m["host"]: m.groupdict() for m in RECAP.finditer(proc.stdout)}
-    changed = _changed_tasks(proc.stdout)
-    if proc.returncode != 0 or changed:
-        _show_cluster_state("after a second site.yml run that failed or changed something")
-        print("changed in the second run:\n  " + "\n  ".join(changed), flush=True)
-    assert proc.returncode == 0, "the second site.yml run failed (output above)"
-    print("PLAY RECAP of the second run:\n" + "\n".join(f"  {h}: {v}" for h, v in sorted(recap.items())))
-    nodes = {f"{NAME_PREFIX}-controller"} | {f"{NAME_PREFIX}-worker-{i}" for i in range(1, WORKERS + 1)}
-    assert nodes <= set(recap)
-    assert {h: v["changed"] for h, v in recap.items() if v["changed"] != "0"} == {}, changed[:20]
-    assert {h: v["failed"] for h, v in recap.items() if v["failed"] != "0"} == {}
+    print(f"experiment.yml with replicas-1-vs-3.yml took {time.monotonic() - began:.0f} s", flush=True)
+    if proc.returncode != 0:
+        _show_cluster_state("after the replicas experiment failed")
+    assert proc.returncode == 0, "experiment.yml failed on replicas-1-vs-3.yml (output above)"
+    assert "Every Ready model-service pod answered pinned requests" in proc.stdout
+    verdict = _check_run(tmp_path, proc.stdout)
+    [summary_file] = [p for p in tmp_path.glob("*/summary.json") if not p.parent.is_symlink()]
+    summary = json.loads(summary_file.read_text())
+    pods = summary["load_regime"]["pods"]
+    print("per pod:", json.dumps(pods, indent=1), flush=True)
+    serving = {v: [p for p in pods if p["variant"] == v and p["requests"] >= 1] for v in ("stable", "canary")}
+    assert (len(serving["stable"]), len(serving["canary"])) == (1, 3), pods
+    # the mesh spread the canary's load over its pods: none took less than a sixth
+    assert min(p["share"] for p in serving["canary"]) > 1 / 6, pods
+    assert not [w for w in summary["validity"]["warnings"] if "deployed" in w or "applied" in w]
+    assert "### Per pod" in (summary_file.parent / "report.md").read_text()
+    assert verdict == "PASS", summary["reason"]
