@@ -439,12 +439,17 @@ def _mean_and_max(
     """Mean and maximum of an over-time series while the load ran: from ``lag`` seconds after each
     repetition's start (a rate's window, to be wholly inside the load) to ``duration`` after it.
     The window a repetition is collected over also holds the wait after the load (collect.py), in
-    which nothing is in flight; a mean over it would understate the load."""
+    which nothing is in flight; a mean over it would understate the load.
+
+    Both ends take half a step's slack: Prometheus gives the steps' times in milliseconds, so the
+    step at exactly ``lag`` can come back a fraction of a millisecond early; when ``lag`` equals
+    ``duration`` (a rate window as long as a short repetition) that step is the only one."""
+    slack = RANGE_STEP / 2
     values = [
         x
         for r in reps
         for t, x in r.series.get(key, {}).get(variant, [])
-        if math.isfinite(x) and r.start + lag <= t <= r.start + duration + RANGE_STEP / 2
+        if math.isfinite(x) and r.start + lag - slack <= t <= r.start + duration + slack
     ]
     return (float(np.mean(values)), float(max(values))) if values else (None, None)
 

@@ -178,6 +178,7 @@ def test_short_real_run_writes_every_result(tmp_path: Path) -> None:
     for name in ("stable", "canary"):
         load = regime["variants"][name]
         # the knobs' 20 ms of CPU and the model's few: measured from process_cpu_seconds_total
+        assert None not in (load["cpu_ms_per_request"], load["cpu_per_process"]), (name, load)
         assert 10 < load["cpu_ms_per_request"] < 200, load
         assert 0 < load["cpu_per_process"] < 1.2, load
     assert ms_env["MODEL_SERVICE_METRICS_PORT"] == str(ports["model-service-metrics-canary"])

@@ -440,6 +440,12 @@ def test_the_load_regime_tells_a_cpu_bound_baseline_from_one_that_waits() -> Non
     assert "Not CPU-bound: its process used 8% of one core" in waits.statement
     # not measured (results from before the CPU queries): no claim either way
     assert load_regime(s, regime_reps([2.0], [4.0])).cpu_bound is None
+    # Prometheus gives step times in ms: the one step inside a 5 s load can come back a hair early
+    early = cpu_reps(0.85, 61.0)
+    early[0].series[q.CPU_PER_PROCESS.key] = {
+        name: [(3.0, 0.0), (4.9996, 0.85), (8.0, 0.0)] for name in ("stable", "canary")
+    }
+    assert load_regime(s, early).variants["stable"].cpu_per_process == pytest.approx(0.85)
     summary = Summary.from_dict(json.loads((FIXTURE / "summary.json").read_text()))
     text = render_markdown(dataclasses.replace(summary, load_regime=gil))
     assert "| stable | 1 × 1 × 4 | 4.00 | 100% | 4.00 | 6 | 85% | 61.0 |" in text
