@@ -41,7 +41,7 @@ def _wall(action: Callable[[], None], threads: int) -> float:
     return time.perf_counter() - started
 
 
-def _two_over_one(action: Callable[[], None], rounds: int = 3) -> float:
+def _two_over_one(action: Callable[[], None], rounds: int = 7) -> float:
     """Best two-thread time over best one-thread time, interleaved so that noise hits both."""
     one, two = [], []
     for _ in range(rounds):
