@@ -166,7 +166,7 @@ def test_container_inventory(tmp_path: Path) -> None:
     hostvars = data["_meta"]["hostvars"]
     for i, name in enumerate(["clt-controller", "clt-worker-1", "clt-worker-2"]):
         node = hostvars[name]
-        assert node["ansible_connection"] == "containers.podman.podman"
+        assert node["ansible_connection"] == "canarylab_podman"
         assert node["ansible_host"] == name  # the container's name
         assert node["cluster_node_ip"] == f"10.123.0.{10 + i}"
         assert "ansible_ssh_private_key_file" not in node
