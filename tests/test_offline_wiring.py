@@ -850,3 +850,67 @@ def test_the_grafana_standin_finds_the_charts_dashboard_as_the_stacks_sidecar_wo
     assert grafana_ip.startswith(resolved["ct-offline"]["canarylab_loadbalancer_base"] + ".")
     assert svc["metadata"]["annotations"]["metallb.universe.tf/loadBalancerIPs"] == grafana_ip
     assert svc["spec"]["ports"][0]["port"] == 80
+
+
+def test_each_node_imports_only_the_images_its_pods_can_run(tmp_path: Path) -> None:
+    """The controller keeps its taint: it gets neither MetalLB's controller nor Istio's images; a
+    worker never runs the control plane.  Everything else goes to both."""
+    manifest = fake_manifest()
+    manifest["items"].append(  # an image the role lists that a bundle may lack is skipped
+        {
+            **manifest["items"][-1],
+            "name": "image-prometheus",
+            "image": {"ref": "quay.io/x/prometheus:v1", "id": "sha256:" + _sha("p")},
+        }
+    )
+    bundle = write_bundle(tmp_path / "bundle", manifest)
+    node = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    inventory = tmp_path / "lab.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        "k8s_cluster": {
+                            "children": {
+                                "controller": {"hosts": {"c1": node}},
+                                "workers": {"hosts": {"w1": node}},
+                            }
+                        }
+                    },
+                    "vars": {"cluster_bundle_dir": str(bundle)},
+                }
+            }
+        )
+    )
+    play = [
+        {
+            "name": "Images per node",
+            "hosts": "k8s_cluster",
+            "gather_facts": False,
+            "roles": ["cluster"],
+            "tasks": [
+                {
+                    "name": "Node images",
+                    "ansible.builtin.debug": {"msg": "{{ cluster_bundle_node_images | to_json }}"},
+                    "tags": ["resolved"],
+                }
+            ],
+        }
+    ]
+    result = run_playbook(tmp_path, inventory, yaml.safe_dump(play), "--tags", "resolved")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    tasks = json.loads(result.stdout)["plays"][0]["tasks"]
+    hosts = next(t for t in tasks if t["task"]["name"] == "Node images")["hosts"]
+    got = {h: {i["name"] for i in json.loads(r["msg"])} for h, r in hosts.items()}
+    everything = {*IMAGES.values(), "quay.io/x/prometheus:v1"}
+    control_plane = {
+        IMAGES[f"image-{n}"] for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+    }
+    workloads = {IMAGES[f"image-{n}"] for n in ("metallb-controller", "istio-pilot", "istio-proxyv2")}
+    workloads.add("quay.io/x/prometheus:v1")
+    assert got["c1"] == everything - workloads
+    assert got["w1"] == everything - control_plane
+    # the entries are cluster_bundle_images' own (name, src, id, sha256)
+    [entry] = [i for i in json.loads(hosts["w1"]["msg"]) if i["name"] == IMAGES["image-kube-proxy"]]
+    assert set(entry) == {"name", "src", "id", "sha256"}
