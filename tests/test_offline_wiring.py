@@ -907,7 +907,7 @@ def test_each_node_imports_only_the_images_its_pods_can_run(tmp_path: Path) -> N
     control_plane = {
         IMAGES[f"image-{n}"] for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
     }
-    workloads = {IMAGES[f"image-{n}"] for n in ("metallb-controller", "istio-pilot", "istio-proxyv2")}
+    workloads = {IMAGES[f"image-{n}"] for n in ("metallb-controller", "istio-pilot")}
     workloads.add("quay.io/x/prometheus:v1")
     assert got["c1"] == everything - workloads
     assert got["w1"] == everything - control_plane
