@@ -1,12 +1,14 @@
 """containers.podman.podman with pipelining: how Ansible reaches the container nodes.
 
 The container lab's nodes are podman containers with no sshd, so Ansible reaches them by
-`podman exec` where it reaches the VMs by SSH.  The collection's plugin runs each module in
-three or four podman commands (mount, mkdir of a temporary directory, the copy, the run),
-about half a second each on 2 busy cores; a provision runs well over a thousand modules.
-With pipelining (what ansible.cfg turns on for SSH), a module is one ``podman exec -i`` that
-reads it on stdin, and the container's file system is mounted only when a file is copied.
-The collection's plugin disables pipelining only because it does not pass ``-i``.
+`podman exec` where it reaches the VMs by SSH.  The collection's plugin runs
+each module in three or four podman commands (mount, mkdir of a temporary directory, the copy,
+the run), about half a second each on 2 busy cores, and a provision runs hundreds of tasks,
+many of them loops.  With pipelining (what ansible.cfg turns on for SSH), a module is one
+``podman exec -i`` that reads it on stdin, and the container's file system is mounted only
+when a file is copied.  The collection's plugin declares that pipelining does not work; it
+works once stdin reaches the container, which its ``podman exec`` (no ``-i``) does not do.
+tests/test_connection_plugin.py checks both the pipelining and the file transfers.
 """
 
 from __future__ import annotations
