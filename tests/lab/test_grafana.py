@@ -109,9 +109,14 @@ def test_every_panel_query_answers_through_the_datasource_proxy(
     datasources = _get(session, f"{grafana}/api/datasources")
     [default] = [d for d in datasources if d.get("type") == "prometheus" and d.get("isDefault")]
     proxy = f"{grafana}/api/datasources/proxy/uid/{default['uid']}/api/v1/query"
-    up = _get(session, proxy, query="up")
+    # Prometheus finds its targets at its first service discovery after the lab is up: tests/lab
+    # may start within seconds of that (it did, at 15 s, in session 25)
+    up = until(
+        "Prometheus, asked through Grafana, knows a target",
+        lambda: (r := _get(session, proxy, query="up"))["data"]["result"] and r,
+        timeout=120,
+    )
     assert up["status"] == "success"
-    assert up["data"]["result"], "Prometheus, asked through Grafana, knows no target"
     if "app" not in layers:
         return
     namespace = "canarylab"
