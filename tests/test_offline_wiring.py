@@ -301,16 +301,22 @@ def run_playbook(
     )
 
 
+def debug_messages(result: subprocess.CompletedProcess[str], task: str) -> dict[str, Any]:
+    """Per host, the message of the debug task ``task`` of a passed run (json callback), as JSON."""
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    tasks = json.loads(result.stdout)["plays"][0]["tasks"]
+    hosts = next(t for t in tasks if t["task"]["name"] == task)["hosts"]
+    return {h: json.loads(r["msg"]) if isinstance(r["msg"], str) else r["msg"] for h, r in hosts.items()}
+
+
 @pytest.fixture(scope="module")
 def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     tmp_path = tmp_path_factory.mktemp("offline-wiring")
     bundle = write_bundle(tmp_path / "bundle", fake_manifest())
     inventory = _inventory(tmp_path, bundle)
-    result = run_playbook(tmp_path, inventory, _playbook(), "--tags", "resolved")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
-    tasks = json.loads(result.stdout)["plays"][0]["tasks"]
-    hosts = next(t for t in tasks if t["task"]["name"] == "Resolved values")["hosts"]
-    out = {h: json.loads(r["msg"]) if isinstance(r["msg"], str) else r["msg"] for h, r in hosts.items()}
+    out = debug_messages(
+        run_playbook(tmp_path, inventory, _playbook(), "--tags", "resolved"), "Resolved values"
+    )
     for values in out.values():
         values["bundle"] = str(bundle)
     return out
@@ -853,8 +859,9 @@ def test_the_grafana_standin_finds_the_charts_dashboard_as_the_stacks_sidecar_wo
 
 
 def test_each_node_imports_only_the_images_its_pods_can_run(tmp_path: Path) -> None:
-    """The controller keeps its taint: it gets neither MetalLB's controller nor Istio's images; a
-    worker never runs the control plane.  Everything else goes to both."""
+    """The controller keeps its taint: it gets neither MetalLB's controller nor istiod (Istio's proxy
+    it does get: a meshed pod may run there); a worker never runs the control plane.  Everything
+    else goes to both."""
     manifest = fake_manifest()
     manifest["items"].append(  # an image the role lists that a bundle may lack is skipped
         {
@@ -898,11 +905,10 @@ def test_each_node_imports_only_the_images_its_pods_can_run(tmp_path: Path) -> N
             ],
         }
     ]
-    result = run_playbook(tmp_path, inventory, yaml.safe_dump(play), "--tags", "resolved")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
-    tasks = json.loads(result.stdout)["plays"][0]["tasks"]
-    hosts = next(t for t in tasks if t["task"]["name"] == "Node images")["hosts"]
-    got = {h: {i["name"] for i in json.loads(r["msg"])} for h, r in hosts.items()}
+    images = debug_messages(
+        run_playbook(tmp_path, inventory, yaml.safe_dump(play), "--tags", "resolved"), "Node images"
+    )
+    got = {h: {i["name"] for i in listed} for h, listed in images.items()}
     everything = {*IMAGES.values(), "quay.io/x/prometheus:v1"}
     control_plane = {
         IMAGES[f"image-{n}"] for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
@@ -912,5 +918,5 @@ def test_each_node_imports_only_the_images_its_pods_can_run(tmp_path: Path) -> N
     assert got["c1"] == everything - workloads
     assert got["w1"] == everything - control_plane
     # the entries are cluster_bundle_images' own (name, src, id, sha256)
-    [entry] = [i for i in json.loads(hosts["w1"]["msg"]) if i["name"] == IMAGES["image-kube-proxy"]]
+    [entry] = [i for i in images["w1"] if i["name"] == IMAGES["image-kube-proxy"]]
     assert set(entry) == {"name", "src", "id", "sha256"}
