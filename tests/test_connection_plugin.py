@@ -82,8 +82,9 @@ def test_modules_run_pipelined_and_files_still_move(container: str, tmp_path: Pa
         "ANSIBLE_LOG_PATH": str(tmp_path / "ansible.log"),
         "CONTAINERS_CONF": str(ROOT / "containers/containers.conf"),
     }
+    argv = [str(BIN / "ansible-playbook"), "-vvv", "-i", str(inventory), "play.yml"]
     run = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-vvv", "-i", str(inventory), "play.yml", "-e", f"fetch_dir={tmp_path}"],
+        [*argv, "-e", f"fetch_dir={tmp_path}"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
